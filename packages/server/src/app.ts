@@ -1,0 +1,148 @@
+// Builds the Fastify app from its parts: request ids and logging, validation, the error envelope,
+// 404/405, metrics, then the system, runtime and management route groups (each with its own auth).
+import swagger from "@fastify/swagger";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
+import { managementAuth, runtimeAuth } from "./http/auth.js";
+import { errorHandler, sendError, toApiError } from "./http/error-handler.js";
+import "./http/fastify-types.js";
+import { idempotencyPreHandler } from "./http/idempotency.js";
+import { installNotFound } from "./http/not-found.js";
+import { validatorCompiler } from "./http/validation.js";
+import { newRequestId } from "./ids.js";
+import { customerRoutes } from "./routes/management/customers.js";
+import { licenseRoutes } from "./routes/management/licenses.js";
+import { policyRoutes } from "./routes/management/policies.js";
+import { productRoutes } from "./routes/management/products.js";
+import { activateRoute } from "./routes/runtime/activate.js";
+import { checkRoute } from "./routes/runtime/check.js";
+import { validateRoute } from "./routes/runtime/validate.js";
+import { systemRoutes } from "./routes/system.js";
+import type { Services } from "./services.js";
+
+const CORRELATION_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
+
+export interface BuildOptions {
+  /** pino options or false; defaults to JSON logs at the configured level. */
+  logger?: FastifyServerOptions["logger"];
+}
+
+export async function buildApp(services: Services, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const { config } = services;
+  const app = Fastify({
+    logger: opts.logger ?? {
+      level: config.logLevel,
+      redact: { paths: ["req.headers.authorization", "req.headers.cookie", "*.license_key", "*.token"], censor: "[redacted]" },
+    },
+    genReqId: () => newRequestId(),
+    requestIdHeader: false,
+    // One log line per request, written by the onResponse hook below.
+    logController: new LogController({ requestIdLogLabel: "request_id", disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: config.trustedProxies.length > 0 ? config.trustedProxies : false,
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: 200 },
+    // Errors raised before routing (bad URL, bad content-type parser state) get the envelope too.
+    frameworkErrors: (err, req, reply) => {
+      reply.header("x-request-id", req.id);
+      void sendError(req, reply, toApiError(err).error);
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorate("lk", services);
+  app.decorateRequest("principal", null);
+  app.decorateRequest("runtime", null);
+  app.decorateRequest("idem", null);
+  app.decorateRequest("errorCode", null);
+  app.decorateRequest("correlationId", null);
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setErrorHandler(errorHandler);
+  installNotFound(app);
+
+  app.addHook("onRequest", async (req, reply) => {
+    reply.header("x-request-id", req.id);
+    const incoming = req.headers["x-request-id"];
+    if (typeof incoming === "string" && CORRELATION_ID.test(incoming)) {
+      req.correlationId = incoming;
+      req.log = req.log.child({ correlation_id: incoming });
+    }
+  });
+
+  app.addHook("onResponse", async (req, reply) => {
+    const route = req.routeOptions.url ?? "unmatched";
+    const elapsed = reply.elapsedTime / 1000;
+    services.metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode), code: req.errorCode ?? "none" });
+    services.metrics.duration.observe({ method: req.method, route }, elapsed);
+    req.log.info(
+      { method: req.method, route, status: reply.statusCode, code: req.errorCode ?? undefined, ms: Math.round(elapsed * 100000) / 100 },
+      "request",
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: { title: "LicenseKit API", version: "1.0.0", description: "Generated from the route schemas of this server." },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: "http", scheme: "bearer" },
+          licenseAuth: { type: "apiKey", in: "header", name: "Authorization" },
+        },
+      },
+    },
+    transform: ({ schema, url, route }) => {
+      const scope = route.config?.scope;
+      const out = { ...(schema as Record<string, unknown>) };
+      if (scope) {
+        out["x-required-scopes"] = [scope];
+        out.security = [{ bearerAuth: [] }];
+      } else if (url.startsWith("/api/v1/license/")) {
+        out.security = [{ licenseAuth: [] }];
+      }
+      return { schema: out as never, url };
+    },
+  });
+  app.get("/api/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(systemRoutes);
+
+  await app.register(
+    async (runtime) => {
+      runtime.addHook("onRequest", runtimeAuth);
+      runtime.addHook("preHandler", idempotencyPreHandler);
+      await runtime.register(activateRoute);
+      await runtime.register(validateRoute);
+      await runtime.register(checkRoute);
+    },
+    { prefix: "/api/v1/license" },
+  );
+
+  await app.register(
+    async (management) => {
+      management.addHook("onRequest", managementAuth);
+      management.addHook("preHandler", idempotencyPreHandler);
+      await management.register(productRoutes);
+      await management.register(policyRoutes);
+      await management.register(customerRoutes);
+      await management.register(licenseRoutes);
+    },
+    { prefix: "/api/v1" },
+  );
+
+  app.addHook("onClose", async () => {
+    services.keyring.stopRefreshing();
+    services.sideEffects.stop();
+    await services.sideEffects.flush();
+    await services.store.close();
+  });
+
+  return app;
+}
+
+/** Starts the periodic jobs of a serving process. */
+export function startBackgroundWork(app: FastifyInstance): void {
+  const lk = app.lk;
+  lk.keyring.startRefreshing(lk.config.keyRefreshSeconds * 1000, (err) => app.log.error({ err }, "signing key refresh failed"));
+  lk.sideEffects.start(lk.config.sideEffectFlushMs);
+}

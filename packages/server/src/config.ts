@@ -1,0 +1,146 @@
+// Every setting the server reads, from the environment, validated once at start.
+// A bad value throws ConfigError naming the variable; main.ts prints it on one line and exits non-zero.
+import path from "node:path";
+import { parseCidr } from "./http/cidr.js";
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export type DatabaseConfig =
+  | { engine: "sqlite"; url: string; file: string }
+  | { engine: "postgres"; url: string; poolSize: number };
+
+export interface Config {
+  database: DatabaseConfig;
+  host: string;
+  port: number;
+  /** 32-byte master key; undefined means "use (or create) the key file in dataDir". */
+  masterKey: Buffer | undefined;
+  dataDir: string;
+  bootstrapToken: string | undefined;
+  logLevel: LogLevel;
+  /** IPs or CIDRs of proxies whose X-Forwarded-For is believed. Empty: trust none. */
+  trustedProxies: string[];
+  bodyLimitBytes: number;
+  idempotencyRetentionHours: number;
+  keyRefreshSeconds: number;
+  sideEffectFlushMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(`${setting}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** One row per setting: the name, its default, and what it does. README's table mirrors this list. */
+export const SETTINGS = [
+  ["LICENSEKIT_DATABASE_URL", "sqlite:./data/licensekit.db", "sqlite:<file path> (embedded, WAL) or postgres://user@host:port/db"],
+  ["LICENSEKIT_HOST", "127.0.0.1", "address to listen on"],
+  ["LICENSEKIT_PORT", "8080", "TCP port to listen on (0 picks a free one)"],
+  ["LICENSEKIT_MASTER_KEY", "(key file)", "32 bytes as 64 hex or base64 characters; encrypts signing keys and keys credential hashes. Unset: <data dir>/master.key is created (mode 0600) on first start"],
+  ["LICENSEKIT_DATA_DIR", "directory of the SQLite file, else ./data", "where the master key file lives"],
+  ["LICENSEKIT_BOOTSTRAP_TOKEN", "(generated)", "admin token created on first start of an empty database (lkm_ + 20..200 base62 characters); otherwise one is generated and printed once"],
+  ["LICENSEKIT_LOG_LEVEL", "info", "fatal, error, warn, info, debug, trace or silent"],
+  ["LICENSEKIT_TRUSTED_PROXIES", "(none)", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is trusted"],
+  ["LICENSEKIT_BODY_LIMIT_BYTES", "262144", "largest accepted request body; larger is 413 PAYLOAD_TOO_LARGE"],
+  ["LICENSEKIT_IDEMPOTENCY_RETENTION_HOURS", "24", "how long idempotent responses are kept for replay"],
+  ["LICENSEKIT_DB_POOL_SIZE", "10", "PostgreSQL connections per process"],
+  ["LICENSEKIT_KEY_REFRESH_SECONDS", "10", "how often a process re-reads the active signing key (picks up `keys rotate` from another process)"],
+  ["LICENSEKIT_SIDE_EFFECT_FLUSH_MS", "2000", "how often batched last-seen stamps are written"],
+] as const;
+
+type Env = Record<string, string | undefined>;
+
+function intSetting(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return def;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const n = Number(raw.trim());
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function parseDatabase(env: Env): DatabaseConfig {
+  const name = "LICENSEKIT_DATABASE_URL";
+  const url = (env[name] ?? "").trim() || "sqlite:./data/licensekit.db";
+  if (url.startsWith("sqlite:")) {
+    let file = url.slice("sqlite:".length);
+    if (file.startsWith("//")) file = file.slice(2);
+    if (file === "") throw new ConfigError(name, "sqlite: URL needs a file path, e.g. sqlite:./data/licensekit.db");
+    return { engine: "sqlite", url, file: file === ":memory:" ? file : path.resolve(file) };
+  }
+  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
+    try {
+      new URL(url);
+    } catch {
+      throw new ConfigError(name, "is not a valid postgres:// URL");
+    }
+    return { engine: "postgres", url, poolSize: intSetting(env, "LICENSEKIT_DB_POOL_SIZE", 10, 1, 1000) };
+  }
+  throw new ConfigError(name, "must start with sqlite: or postgres://");
+}
+
+export function parseMasterKey(raw: string, setting = "LICENSEKIT_MASTER_KEY"): Buffer {
+  const v = raw.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(v)) return Buffer.from(v, "hex");
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(v)) {
+    const b = Buffer.from(v.replace(/-/g, "+").replace(/_/g, "/"), "base64");
+    if (b.length === 32) return b;
+  }
+  throw new ConfigError(setting, "must be 32 bytes written as 64 hex characters or base64");
+}
+
+const LOG_LEVELS: LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+export const BOOTSTRAP_TOKEN_PATTERN = /^lkm_[A-Za-z0-9]{20,200}$/;
+
+export function loadConfig(env: Env = process.env): Config {
+  const database = parseDatabase(env);
+  const host = (env.LICENSEKIT_HOST ?? "").trim() || "127.0.0.1";
+  if (!/^[A-Za-z0-9.:\-[\]]+$/.test(host)) throw new ConfigError("LICENSEKIT_HOST", `is not a host name or address: "${host}"`);
+  const port = intSetting(env, "LICENSEKIT_PORT", 8080, 0, 65535);
+
+  const masterRaw = env.LICENSEKIT_MASTER_KEY;
+  const masterKey = masterRaw && masterRaw.trim() !== "" ? parseMasterKey(masterRaw) : undefined;
+
+  const dataDirRaw = (env.LICENSEKIT_DATA_DIR ?? "").trim();
+  const dataDir = dataDirRaw
+    ? path.resolve(dataDirRaw)
+    : database.engine === "sqlite" && database.file !== ":memory:"
+      ? path.dirname(database.file)
+      : path.resolve("data");
+
+  const tokenRaw = (env.LICENSEKIT_BOOTSTRAP_TOKEN ?? "").trim();
+  if (tokenRaw && !BOOTSTRAP_TOKEN_PATTERN.test(tokenRaw)) {
+    throw new ConfigError("LICENSEKIT_BOOTSTRAP_TOKEN", "must be lkm_ followed by 20 to 200 letters or digits");
+  }
+
+  const level = ((env.LICENSEKIT_LOG_LEVEL ?? "").trim() || "info") as LogLevel;
+  if (!LOG_LEVELS.includes(level)) {
+    throw new ConfigError("LICENSEKIT_LOG_LEVEL", `must be one of ${LOG_LEVELS.join(", ")}, got "${level}"`);
+  }
+
+  const proxiesRaw = (env.LICENSEKIT_TRUSTED_PROXIES ?? "").trim();
+  const trustedProxies = proxiesRaw ? proxiesRaw.split(",").map((s) => s.trim()).filter(Boolean) : [];
+  for (const p of trustedProxies) {
+    if (!parseCidr(p)) throw new ConfigError("LICENSEKIT_TRUSTED_PROXIES", `"${p}" is not an IP address or CIDR`);
+  }
+
+  return {
+    database,
+    host,
+    port,
+    masterKey,
+    dataDir,
+    bootstrapToken: tokenRaw || undefined,
+    logLevel: level,
+    trustedProxies,
+    bodyLimitBytes: intSetting(env, "LICENSEKIT_BODY_LIMIT_BYTES", 262144, 1024, 64 * 1024 * 1024),
+    idempotencyRetentionHours: intSetting(env, "LICENSEKIT_IDEMPOTENCY_RETENTION_HOURS", 24, 1, 24 * 90),
+    keyRefreshSeconds: intSetting(env, "LICENSEKIT_KEY_REFRESH_SECONDS", 10, 1, 3600),
+    sideEffectFlushMs: intSetting(env, "LICENSEKIT_SIDE_EFFECT_FLUSH_MS", 2000, 10, 600000),
+  };
+}

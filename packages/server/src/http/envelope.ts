@@ -1,0 +1,47 @@
+// Response envelopes. Runtime bodies are assembled as text around the exact bytes that were signed,
+// so `JSON.stringify(JSON.parse(body).data)` reproduces the signed bytes (what the official SDK verifies).
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Signature } from "../crypto/signing-keys.js";
+import { type ApiError, errorBody } from "./errors.js";
+
+export const JSON_TYPE = "application/json; charset=utf-8";
+export const RUNTIME_PREFIX = "/api/v1/license/";
+
+export interface ResponseMeta {
+  request_id: string;
+  timestamp: string;
+}
+
+export function responseMeta(req: FastifyRequest): ResponseMeta {
+  return { request_id: req.id, timestamp: new Date(req.server.lk.clock.now()).toISOString() };
+}
+
+export function isRuntimePath(url: string): boolean {
+  return url.startsWith(RUNTIME_PREFIX);
+}
+
+export type Signer = (bytes: string) => Signature;
+
+/** `{data, signature, meta}` with the signature over JSON.stringify(data). */
+export function signedDataBody(data: unknown, meta: ResponseMeta, sign: Signer): string {
+  const dataJson = JSON.stringify(data);
+  return `{"data":${dataJson},"signature":${JSON.stringify(sign(dataJson))},"meta":${JSON.stringify(meta)}}`;
+}
+
+/** `{error, meta}`; on runtime routes also `signature` over JSON.stringify(error) (D4). */
+export function errorEnvelopeBody(err: ApiError, meta: ResponseMeta, sign: Signer | null): string {
+  const errJson = JSON.stringify(errorBody(err));
+  if (!sign) return `{"error":${errJson},"meta":${JSON.stringify(meta)}}`;
+  return `{"error":${errJson},"signature":${JSON.stringify(sign(errJson))},"meta":${JSON.stringify(meta)}}`;
+}
+
+/** The signer for this request's errors: the keyring on runtime paths, none elsewhere. */
+export function errorSigner(req: FastifyRequest): Signer | null {
+  if (!isRuntimePath(req.url)) return null;
+  const keyring = req.server.lk.keyring;
+  return (bytes) => keyring.sign(bytes);
+}
+
+export function sendJsonText(reply: FastifyReply, status: number, body: string): FastifyReply {
+  return reply.code(status).type(JSON_TYPE).send(body);
+}

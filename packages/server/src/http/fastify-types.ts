@@ -1,0 +1,37 @@
+// What this project adds to Fastify's request, route config and instance.
+import type { Services } from "../services.js";
+import type { LicenseRow, PolicyRow } from "../store/schema.js";
+import type { IdempotencyClaim } from "./idempotency.js";
+import type { Scope } from "./scopes.js";
+
+export interface ManagementPrincipal {
+  kind: "api_key";
+  id: string;
+  scopes: string[];
+}
+
+export interface RuntimePrincipal {
+  kind: "license";
+  license: LicenseRow;
+  policy: PolicyRow;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    lk: Services;
+  }
+  interface FastifyRequest {
+    principal: ManagementPrincipal | null;
+    runtime: RuntimePrincipal | null;
+    idem: IdempotencyClaim | null;
+    /** The error code answered, for metrics and logs ("none" on success). */
+    errorCode: string | null;
+    correlationId: string | null;
+  }
+  interface FastifyContextConfig {
+    /** Least-privilege scope of a management route (x-required-scopes). */
+    scope?: Scope;
+    /** Idempotency-Key handling: required by the contract, or merely accepted. */
+    idempotency?: "required" | "optional";
+  }
+}

@@ -1,0 +1,147 @@
+// Idempotency (D3). A keyed request first claims its record (credential + method + path + key); the
+// handler's transaction stores the response in that record together with the state change, so a
+// replay returns the identical bytes and a crash can never leave "changed but not recorded".
+// Answers >= 500, 401 and 429 are not stored: the claim is released and a retry runs again.
+import { createHash } from "node:crypto";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { open, seal } from "../crypto/aead.js";
+import type { Services } from "../services.js";
+import type { Q, Store } from "../store/db.js";
+import { isUniqueViolation } from "../store/db.js";
+import { JSON_TYPE } from "./envelope.js";
+import { ApiError } from "./errors.js";
+
+/** How long an unfinished claim blocks retries before it is presumed abandoned (crashed holder). */
+export const IN_PROGRESS_TTL_MS = 60_000;
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+export interface IdempotencyClaim {
+  id: string;
+  requestHash: string;
+  completed: boolean;
+}
+
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value as object).sort()) out[k] = canonical((value as Record<string, unknown>)[k]);
+    return out;
+  }
+  return value;
+}
+
+/** SHA-256 of the canonical request: method, path, sorted query, body with sorted keys. */
+export function requestHash(req: FastifyRequest): string {
+  const [path, query = ""] = req.url.split("?", 2);
+  const sortedQuery = query.split("&").filter(Boolean).sort().join("&");
+  return createHash("sha256")
+    .update(JSON.stringify([req.method, path, sortedQuery, canonical(req.body ?? null)]))
+    .digest("hex");
+}
+
+function recordId(credentialId: string, method: string, path: string, key: string): string {
+  return createHash("sha256").update(`${credentialId}\n${method}\n${path}\n${key}`).digest("hex");
+}
+
+type ClaimResult = { kind: "claimed"; claim: IdempotencyClaim } | { kind: "replay"; status: number; body: string };
+
+async function claim(lk: Services, now: number, id: string, credentialId: string, hash: string): Promise<ClaimResult> {
+  const db = lk.store.db;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const existing = await db.selectFrom("idempotency_records").selectAll().where("id", "=", id).executeTakeFirst();
+    if (!existing) {
+      try {
+        await db
+          .insertInto("idempotency_records")
+          .values({
+            id,
+            credential_id: credentialId,
+            request_hash: hash,
+            state: "in_progress",
+            response_status: null,
+            response_body: null,
+            created_at: now,
+            expires_at: now + IN_PROGRESS_TTL_MS,
+          })
+          .execute();
+        return { kind: "claimed", claim: { id, requestHash: hash, completed: false } };
+      } catch (err) {
+        if (isUniqueViolation(err)) continue; // a concurrent request claimed it first
+        throw err;
+      }
+    }
+    if (existing.state === "completed" && existing.expires_at <= now) {
+      // Past retention but not purged yet: the key is free again.
+      await db.deleteFrom("idempotency_records").where("id", "=", id).where("expires_at", "=", existing.expires_at).execute();
+      continue;
+    }
+    if (existing.request_hash !== hash) {
+      throw new ApiError("IDEMPOTENCY_CONFLICT", "this Idempotency-Key was used with a different request; resend the original request or use a new key");
+    }
+    if (existing.state === "completed") {
+      // Stored bodies are sealed: a create answer may carry a secret shown once (a license key).
+      const body = open(lk.idempotencySealKey, existing.response_body ?? "", id).toString("utf8");
+      return { kind: "replay", status: existing.response_status ?? 200, body };
+    }
+    if (existing.expires_at > now) {
+      throw new ApiError("IDEMPOTENCY_IN_PROGRESS", "a request with this Idempotency-Key is still being processed; retry shortly");
+    }
+    // The previous holder never finished (crashed): take the claim over.
+    const res = await db
+      .updateTable("idempotency_records")
+      .set({ created_at: now, expires_at: now + IN_PROGRESS_TTL_MS })
+      .where("id", "=", id)
+      .where("state", "=", "in_progress")
+      .where("expires_at", "=", existing.expires_at)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 1) return { kind: "claimed", claim: { id, requestHash: hash, completed: false } };
+  }
+  throw new ApiError("IDEMPOTENCY_IN_PROGRESS", "a request with this Idempotency-Key is contended; retry shortly");
+}
+
+/**
+ * preHandler: applies the route's idempotency rule. Runs after authentication (the credential is the
+ * scope) and after body validation. Sends the stored answer itself on a replay.
+ */
+export async function idempotencyPreHandler(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const mode = req.routeOptions.config.idempotency;
+  if (!mode) return;
+  const header = req.headers["idempotency-key"];
+  if (header === undefined) {
+    if (mode === "required") throw new ApiError("IDEMPOTENCY_KEY_REQUIRED", "this operation requires an Idempotency-Key header");
+    return;
+  }
+  const key = Array.isArray(header) ? header[0] : header;
+  if (Array.isArray(header) && header.length > 1) throw new ApiError("BAD_REQUEST", "send one Idempotency-Key header");
+  if (key === undefined || !KEY_PATTERN.test(key)) {
+    throw new ApiError("BAD_REQUEST", "Idempotency-Key must be 1 to 255 visible ASCII characters");
+  }
+  const credentialId = req.principal?.id ?? req.runtime?.license.id;
+  if (!credentialId) throw new Error("idempotency needs an authenticated credential");
+  const path = req.url.split("?", 1)[0]!;
+  const result = await claim(req.server.lk, req.server.lk.clock.now(), recordId(credentialId, req.method, path, key), credentialId, requestHash(req));
+  if (result.kind === "replay") {
+    req.errorCode = "replay";
+    await reply.code(result.status).type(JSON_TYPE).header("idempotent-replayed", "true").send(result.body);
+    return;
+  }
+  req.idem = result.claim;
+}
+
+/** Stores the answer (sealed) for replay; call inside the transaction that made the change. */
+export async function completeClaim(q: Q, lk: Services, claim: IdempotencyClaim, status: number, body: string): Promise<void> {
+  const expiresAt = lk.clock.now() + lk.config.idempotencyRetentionHours * 3_600_000;
+  await q
+    .updateTable("idempotency_records")
+    .set({ state: "completed", response_status: status, response_body: seal(lk.idempotencySealKey, Buffer.from(body, "utf8"), claim.id), expires_at: expiresAt })
+    .where("id", "=", claim.id)
+    .where("state", "=", "in_progress")
+    .execute();
+  claim.completed = true;
+}
+
+export async function releaseClaim(store: Store, claim: IdempotencyClaim): Promise<void> {
+  await store.db.deleteFrom("idempotency_records").where("id", "=", claim.id).where("state", "=", "in_progress").execute();
+  claim.completed = true;
+}

@@ -1,0 +1,62 @@
+// Process entry for `licensekit serve`: config → services → app → listen; graceful shutdown on
+// SIGTERM/SIGINT (in-flight requests finish, batched stamps are flushed, the database is closed).
+import { buildApp, startBackgroundWork } from "./app.js";
+import { type Config, ConfigError, loadConfig } from "./config.js";
+import { createServices, StartupError } from "./services.js";
+
+export async function serve(config: Config): Promise<void> {
+  const { services, bootstrap } = await createServices(config);
+  const app = await buildApp(services);
+  startBackgroundWork(app);
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  app.log.info({ host: config.host, port, database: config.database.engine, kid: services.keyring.activeKid }, "licensekit listening");
+
+  if (bootstrap.outcome === "created" && bootstrap.generated) {
+    // Printed once, to stdout only, never logged: this is the only time the token is visible.
+    process.stdout.write(
+      `\nLicenseKit bootstrap admin token (shown once, store it now):\n\n  ${bootstrap.token}\n\nUse it as: Authorization: Bearer <token>\n\n`,
+    );
+  } else if (bootstrap.outcome === "already_done" && bootstrap.configuredTokenKnown === false) {
+    app.log.warn("LICENSEKIT_BOOTSTRAP_TOKEN is ignored: this database was bootstrapped before with another token");
+  }
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, "shutting down");
+    const timer = setTimeout(() => {
+      app.log.error("shutdown timed out; exiting");
+      process.exit(1);
+    }, 10_000);
+    timer.unref();
+    app.close().then(
+      () => process.exit(0),
+      (err) => {
+        app.log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+/** Prints a one-line reason for a start-up failure and returns the exit code. */
+export function startupFailure(err: unknown): number {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`licensekit: invalid configuration: ${err.message}\n`);
+    return 2;
+  }
+  if (err instanceof StartupError) {
+    process.stderr.write(`licensekit: cannot start: ${err.message}\n`);
+    return 1;
+  }
+  const e = err as { code?: string; message?: string };
+  process.stderr.write(`licensekit: cannot start: ${e?.code ? `${e.code}: ` : ""}${e?.message ?? String(err)}\n`);
+  return 1;
+}
+
+export { loadConfig };

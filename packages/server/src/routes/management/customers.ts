@@ -1,0 +1,81 @@
+// /api/v1/customers (admin only, NOTES §10)
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "@sinclair/typebox";
+import { managementEvent } from "../../http/actor.js";
+import { responseMeta } from "../../http/envelope.js";
+import { ApiError } from "../../http/errors.js";
+import { commitAndRespond, managementOutcome } from "../../http/respond.js";
+import { DateTime, dataEnvelope, errorResponses, IdParams, IdempotencyHeader, ListQuery, listEnvelope, Metadata } from "../../http/schemas.js";
+import { recordEvent } from "../../store/audit-events.js";
+import { customerView, findCustomer, findCustomerByCode, insertCustomer, listCustomers } from "../../store/customers.js";
+import { clampLimit, decodeCursor } from "../../store/pagination.js";
+import { Code, MANAGEMENT_ERRORS, Name, READ_ERRORS, WRITE_ERRORS } from "./common.js";
+
+export const Customer = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  code: Type.String(),
+  email: Type.Optional(Type.String()),
+  metadata: Metadata,
+  created_at: DateTime,
+  updated_at: DateTime,
+});
+
+const CustomerCreateRequest = Type.Object(
+  { name: Name, code: Code, email: Type.Optional(Type.String({ format: "email", maxLength: 320 })), metadata: Type.Optional(Metadata) },
+  { additionalProperties: false },
+);
+
+export const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    "/customers",
+    {
+      config: { scope: "admin" },
+      schema: {
+        operationId: "listCustomers",
+        tags: ["customers"],
+        querystring: ListQuery,
+        response: { 200: listEnvelope(Customer), ...errorResponses(...MANAGEMENT_ERRORS, "INVALID_QUERY") },
+      },
+    },
+    async (req) => {
+      const page = await listCustomers(app.lk.store.db, clampLimit(req.query.limit), decodeCursor(req.query.cursor));
+      return { data: page.rows.map(customerView), page_info: { next_cursor: page.nextCursor }, meta: responseMeta(req) };
+    },
+  );
+
+  app.post(
+    "/customers",
+    {
+      config: { scope: "admin", idempotency: "optional" },
+      schema: {
+        operationId: "createCustomer",
+        tags: ["customers"],
+        headers: IdempotencyHeader(false),
+        body: CustomerCreateRequest,
+        response: { 201: dataEnvelope(Customer), ...errorResponses(...WRITE_ERRORS) },
+      },
+    },
+    async (req, reply) =>
+      commitAndRespond(req, reply, async (trx) => {
+        const taken = await findCustomerByCode(trx, req.body.code);
+        if (taken) throw new ApiError("CONFLICT", `field code: "${req.body.code}" is already used by customer ${taken.id}`);
+        const row = await insertCustomer(trx, req.body, app.lk.clock.now());
+        await recordEvent(trx, managementEvent(req, "customer.created", "customer", row.id, { code: row.code }));
+        return managementOutcome(req, reply, 201, customerView(row));
+      }),
+  );
+
+  app.get(
+    "/customers/:id",
+    {
+      config: { scope: "admin" },
+      schema: { operationId: "getCustomer", tags: ["customers"], params: IdParams, response: { 200: dataEnvelope(Customer), ...errorResponses(...READ_ERRORS) } },
+    },
+    async (req) => {
+      const row = await findCustomer(app.lk.store.db, req.params.id);
+      if (!row) throw new ApiError("NOT_FOUND", `customer ${req.params.id} not found`);
+      return { data: customerView(row), meta: responseMeta(req) };
+    },
+  );
+};

@@ -1,0 +1,83 @@
+// Binding a device to a license under the license row lock: the read-check-write that keeps
+// `max_activations` exact under any concurrency, in one process or many.
+import { createHash } from "node:crypto";
+import type { Binding } from "../domain/binding.js";
+import { type Decision, decide, type RuntimeOperation } from "../domain/runtime-engine.js";
+import { recordEvent } from "./audit-events.js";
+import { type Engine, forUpdate, type Tx } from "./db.js";
+import { countActiveContainers, findDeviceByBinding, insertActiveDevice, reactivateDevice, refreshDevice } from "./devices.js";
+import type { DeviceRow, LicenseRow, PolicyRow } from "./schema.js";
+
+export interface BindRequest {
+  licenseId: string;
+  op: Exclude<RuntimeOperation, "check">;
+  binding: Binding;
+  ip: string | null;
+  requestId: string;
+  now: number;
+}
+
+export type BindResult =
+  | { allowed: true; decision: Extract<Decision, { allow: true }>; license: LicenseRow; policy: PolicyRow; device: DeviceRow }
+  | { allowed: false; decision: Extract<Decision, { allow: false }>; license: LicenseRow; policy: PolicyRow };
+
+/** Redacted binding details for audit metadata (D7): fingerprints are hashed, never stored in events. */
+export function bindingSummary(b: Binding): Record<string, unknown> {
+  return {
+    binding_kind: b.kind,
+    binding_hash: createHash("sha256").update(b.key).digest("hex").slice(0, 16),
+    ...(b.request.app_version !== undefined ? { app_version: b.request.app_version } : {}),
+  };
+}
+
+export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promise<BindResult> {
+  const license = await forUpdate(engine, trx.selectFrom("licenses").selectAll().where("id", "=", r.licenseId)).executeTakeFirstOrThrow();
+  const policy = await trx.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow();
+  const device = await findDeviceByBinding(trx, license.id, r.binding.key);
+  const needsContainerCount = r.binding.kind === "container" && device?.status !== "active" && policy.max_container_instances > 0;
+  const decision = decide({
+    op: r.op,
+    now: r.now,
+    license,
+    policy,
+    binding: r.binding,
+    device: device ?? null,
+    activeContainerCount: needsContainerCount ? await countActiveContainers(trx, license.id) : 0,
+  });
+  const actor = { actor_type: "license" as const, actor_id: license.id, resource_type: "license", resource_id: license.id, request_id: r.requestId, ip_address: r.ip, created_at: r.now };
+
+  if (!decision.allow) {
+    if (decision.code === "ACTIVATION_LIMIT_EXCEEDED") {
+      await recordEvent(trx, {
+        ...actor,
+        event_type: "license.activation_limit_exceeded",
+        metadata: { ...bindingSummary(r.binding), max_activations: policy.max_activations, implicit: r.op !== "activate" },
+      });
+    }
+    return { allowed: false, decision, license, policy };
+  }
+
+  const validated = r.op === "validate";
+  if (decision.binds === "existing" && device) {
+    await refreshDevice(trx, device, r.binding, r.ip, r.now);
+    return { allowed: true, decision, license, policy, device };
+  }
+
+  const bound = device ? await reactivateDevice(trx, device, r.binding, r.ip, r.now, validated) : await insertActiveDevice(trx, license.id, r.binding, r.ip, r.now, validated);
+  const updated = await trx
+    .updateTable("licenses")
+    .set((eb) => ({
+      active_device_count: eb("active_device_count", "+", 1),
+      times_activated: eb("times_activated", "+", 1),
+      updated_at: r.now,
+    }))
+    .where("id", "=", license.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await recordEvent(trx, {
+    ...actor,
+    event_type: "license.activated",
+    metadata: { device_id: bound.id, implicit: r.op !== "activate", ...bindingSummary(r.binding) },
+  });
+  return { allowed: true, decision, license: updated, policy, device: bound };
+}

@@ -1,0 +1,109 @@
+// Opens the database named by LICENSEKIT_DATABASE_URL: embedded SQLite (WAL, busy timeout, foreign
+// keys) or PostgreSQL (pool). Everything above this file sees one typed Kysely<Database>.
+import fs from "node:fs";
+import path from "node:path";
+import Sqlite from "better-sqlite3";
+import { Kysely, PostgresDialect, type SelectQueryBuilder, type Transaction } from "kysely";
+import pg from "pg";
+import type { DatabaseConfig } from "../config.js";
+import type { Database } from "./schema.js";
+import { ImmediateSqliteDialect } from "./sqlite-driver.js";
+
+export type Engine = "sqlite" | "postgres";
+export type Db = Kysely<Database>;
+export type Tx = Transaction<Database>;
+/** A query runner: the root handle or a transaction. */
+export type Q = Kysely<Database> | Transaction<Database>;
+
+export interface Store {
+  db: Db;
+  engine: Engine;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const INT8_OID = 20;
+const pgTypes = {
+  getTypeParser(oid: number, format?: "text" | "binary") {
+    // Counters and epoch-millisecond timestamps are bigint; all stay below 2^53.
+    if (oid === INT8_OID) return (v: string) => Number(v);
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+
+export async function openStore(config: DatabaseConfig, opts: { busyTimeoutMs?: number } = {}): Promise<Store> {
+  if (config.engine === "sqlite") {
+    if (config.file !== ":memory:") fs.mkdirSync(path.dirname(config.file), { recursive: true });
+    const raw = new Sqlite(config.file);
+    raw.pragma("journal_mode = WAL");
+    raw.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+    raw.pragma("foreign_keys = ON");
+    raw.pragma("synchronous = NORMAL");
+    const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect(raw) });
+    return {
+      db,
+      engine: "sqlite",
+      ping: async () => {
+        raw.prepare("select 1").get();
+      },
+      close: () => db.destroy(),
+    };
+  }
+  const pool = new pg.Pool({
+    connectionString: config.url,
+    max: config.poolSize,
+    connectionTimeoutMillis: 5000,
+    types: pgTypes,
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on("error", () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    engine: "postgres",
+    ping: async () => {
+      const client = await pool.connect();
+      try {
+        await client.query("select 1");
+      } finally {
+        client.release();
+      }
+    },
+    close: () => db.destroy(),
+  };
+}
+
+/** Row lock for the read-check-write pattern: FOR UPDATE on PostgreSQL; on SQLite the
+ * BEGIN IMMEDIATE transaction already holds the database write lock. */
+// biome-ignore lint/suspicious/noExplicitAny: generic over any select builder
+export function forUpdate<QB extends SelectQueryBuilder<Database, any, any>>(engine: Engine, qb: QB): QB {
+  return engine === "postgres" ? (qb.forUpdate() as QB) : qb;
+}
+
+interface DriverError {
+  code?: string;
+  message?: string;
+}
+
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as DriverError;
+  return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+}
+
+export function isForeignKeyViolation(err: unknown): boolean {
+  const e = err as DriverError;
+  return e?.code === "23503" || e?.code === "SQLITE_CONSTRAINT_FOREIGNKEY";
+}
+
+/** Errors that mean "the database cannot serve right now" (answered 503 with Retry-After), as opposed to bugs. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as DriverError;
+  const code = e?.code ?? "";
+  if (["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH"].includes(code)) return true;
+  if (/^(08|53|57P)/.test(code)) return true; // connection exception, insufficient resources, operator intervention
+  if (/^SQLITE_(BUSY|LOCKED|CANTOPEN|IOERR|FULL|READONLY)/.test(code)) return true;
+  const msg = e?.message ?? "";
+  return /Connection terminated|timeout exceeded when trying to connect|Cannot use a pool after calling end|database connection is not open|The database connection is not open|driver has already been destroyed/i.test(
+    msg,
+  );
+}

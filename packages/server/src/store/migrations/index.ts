@@ -1,0 +1,15 @@
+// The ordered migration set, applied at start and by `licensekit migrate`. Append only: never edit a
+// migration that has shipped; add the next one.
+import type { Kysely, Migration } from "kysely";
+import type { Engine } from "../db.js";
+import * as m0001 from "./0001_initial.js";
+
+type EngineMigration = { up(db: Kysely<unknown>, engine: Engine): Promise<void> };
+
+const ORDERED: [string, EngineMigration][] = [["0001_initial", m0001]];
+
+export function migrationsFor(engine: Engine): Record<string, Migration> {
+  const out: Record<string, Migration> = {};
+  for (const [name, m] of ORDERED) out[name] = { up: (db) => m.up(db, engine) };
+  return out;
+}

@@ -1,0 +1,119 @@
+// Policies: the rules a license runs under (NOTES §8, D11).
+import type { LicenseType } from "../domain/license-types.js";
+import { POLICY_DEFAULTS } from "../domain/policy-defaults.js";
+import { newId } from "../ids.js";
+import type { Q } from "./db.js";
+import { iso, parseJsonObject } from "./json.js";
+import { toPage } from "./pagination.js";
+import type { PolicyRow } from "./schema.js";
+
+export interface PolicyInput {
+  name: string;
+  code: string;
+  license_type: string;
+  max_activations?: number;
+  max_floating_users?: number;
+  max_container_instances?: number;
+  floating_timeout_minutes?: number;
+  grace_period_days?: number;
+  validation_interval_minutes?: number;
+  require_heartbeat?: boolean;
+  allow_offline_activation?: boolean;
+  offline_grace_days?: number;
+  allow_vm?: boolean;
+  allow_container?: boolean;
+  max_transfers?: number;
+  duration_days?: number;
+  metadata?: Record<string, unknown>;
+}
+
+export interface PolicyView {
+  id: string;
+  product_id: string;
+  name: string;
+  code: string;
+  license_type: LicenseType;
+  max_activations: number;
+  max_floating_users: number;
+  max_container_instances: number;
+  floating_timeout_minutes: number;
+  grace_period_days: number;
+  validation_interval_minutes: number;
+  require_heartbeat: boolean;
+  allow_offline_activation: boolean;
+  offline_grace_days: number;
+  allow_vm: boolean;
+  allow_container: boolean;
+  max_transfers: number;
+  duration_days?: number;
+  metadata: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+}
+
+export function policyView(r: PolicyRow): PolicyView {
+  return {
+    id: r.id,
+    product_id: r.product_id,
+    name: r.name,
+    code: r.code,
+    license_type: r.license_type as LicenseType,
+    max_activations: r.max_activations,
+    max_floating_users: r.max_floating_users,
+    max_container_instances: r.max_container_instances,
+    floating_timeout_minutes: r.floating_timeout_minutes,
+    grace_period_days: r.grace_period_days,
+    validation_interval_minutes: r.validation_interval_minutes,
+    require_heartbeat: r.require_heartbeat === 1,
+    allow_offline_activation: r.allow_offline_activation === 1,
+    offline_grace_days: r.offline_grace_days,
+    allow_vm: r.allow_vm === 1,
+    allow_container: r.allow_container === 1,
+    max_transfers: r.max_transfers,
+    ...(r.duration_days !== null ? { duration_days: r.duration_days } : {}),
+    metadata: parseJsonObject(r.metadata),
+    created_at: iso(r.created_at),
+    updated_at: iso(r.updated_at),
+  };
+}
+
+const bit = (b: boolean): number => (b ? 1 : 0);
+
+export async function insertPolicy(q: Q, productId: string, input: PolicyInput, now: number): Promise<PolicyRow> {
+  const d = POLICY_DEFAULTS;
+  const row: PolicyRow = {
+    id: newId("pol", now),
+    product_id: productId,
+    name: input.name,
+    code: input.code,
+    license_type: input.license_type,
+    max_activations: input.max_activations ?? d.max_activations,
+    max_floating_users: input.max_floating_users ?? d.max_floating_users,
+    max_container_instances: input.max_container_instances ?? d.max_container_instances,
+    floating_timeout_minutes: input.floating_timeout_minutes ?? d.floating_timeout_minutes,
+    grace_period_days: input.grace_period_days ?? d.grace_period_days,
+    validation_interval_minutes: input.validation_interval_minutes ?? d.validation_interval_minutes,
+    require_heartbeat: bit(input.require_heartbeat ?? d.require_heartbeat),
+    allow_offline_activation: bit(input.allow_offline_activation ?? d.allow_offline_activation),
+    offline_grace_days: input.offline_grace_days ?? d.offline_grace_days,
+    allow_vm: bit(input.allow_vm ?? d.allow_vm),
+    allow_container: bit(input.allow_container ?? d.allow_container),
+    max_transfers: input.max_transfers ?? d.max_transfers,
+    duration_days: input.duration_days ?? d.duration_days,
+    metadata: JSON.stringify(input.metadata ?? {}),
+    created_at: now,
+    updated_at: now,
+  };
+  await q.insertInto("policies").values(row).execute();
+  return row;
+}
+
+export function findPolicy(q: Q, id: string): Promise<PolicyRow | undefined> {
+  return q.selectFrom("policies").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
+export async function listPolicies(q: Q, productId: string, limit: number, before: string | null) {
+  let qb = q.selectFrom("policies").selectAll().where("product_id", "=", productId).orderBy("id", "desc").limit(limit + 1);
+  if (before) qb = qb.where("id", "<", before);
+  return toPage(await qb.execute(), limit);
+}

@@ -1,0 +1,182 @@
+// The database schema as one Kysely interface. Both engines store the same shapes:
+// timestamps as integer epoch milliseconds, booleans as 0/1 integers, JSON as text,
+// so every query behaves identically on SQLite and PostgreSQL.
+import type { Generated, Insertable, Selectable, Updateable } from "kysely";
+
+type Bool = number; // 0 | 1
+type Millis = number;
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+  updated_at: Millis;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  key_prefix: string;
+  token_hash: string;
+  scopes: string; // JSON array
+  allowed_cidrs: string; // JSON array
+  is_active: Bool;
+  expires_at: Millis | null;
+  last_used_at: Millis | null;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  algorithm: string;
+  public_key: string; // base64 raw 32 bytes
+  private_key_enc: string; // base64(nonce ‖ ciphertext ‖ tag), AAD = kid
+  status: "active" | "retired";
+  created_at: Millis;
+  retired_at: Millis | null;
+}
+
+export interface ProductsTable {
+  id: string;
+  name: string;
+  code: string;
+  metadata: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface PoliciesTable {
+  id: string;
+  product_id: string;
+  name: string;
+  code: string;
+  license_type: string;
+  max_activations: number;
+  max_floating_users: number;
+  max_container_instances: number;
+  floating_timeout_minutes: number;
+  grace_period_days: number;
+  validation_interval_minutes: number;
+  require_heartbeat: Bool;
+  allow_offline_activation: Bool;
+  offline_grace_days: number;
+  allow_vm: Bool;
+  allow_container: Bool;
+  max_transfers: number;
+  duration_days: number | null;
+  metadata: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface CustomersTable {
+  id: string;
+  name: string;
+  code: string;
+  email: string | null;
+  metadata: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface LicensesTable {
+  id: string;
+  product_id: string;
+  policy_id: string;
+  customer_id: string | null;
+  order_id: string | null;
+  subscription_id: string | null;
+  key_hash: string;
+  key_prefix: string;
+  key_last4: string;
+  /** Stored state; `expired` and `grace_period` are computed from the clock (D2). */
+  state: "active" | "suspended" | "revoked";
+  customer_email: string | null;
+  customer_name: string | null;
+  active_device_count: number;
+  times_activated: number;
+  times_transferred: number;
+  total_consumptions: number;
+  entitlement_version: number;
+  starts_at: Millis | null;
+  expires_at: Millis | null;
+  maintenance_expires_at: Millis | null;
+  metadata: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface DevicesTable {
+  id: string;
+  license_id: string;
+  binding_kind: "hardware" | "container";
+  binding_key: string;
+  fingerprint: string | null;
+  hostname: string | null;
+  os: string | null;
+  ip_address: string | null;
+  is_vm: Bool;
+  is_container: Bool;
+  container_id: string | null;
+  cluster_id: string | null;
+  namespace: string | null;
+  pod_name: string | null;
+  status: "active" | "deactivated" | "blacklisted" | "reset" | "expired";
+  first_seen_at: Millis;
+  last_seen_at: Millis;
+  last_validated_at: Millis | null;
+  metadata: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface IdempotencyRecordsTable {
+  /** SHA-256 hex of credential id, method, path and key. */
+  id: string;
+  credential_id: string;
+  request_hash: string;
+  state: "in_progress" | "completed";
+  response_status: number | null;
+  response_body: string | null;
+  created_at: Millis;
+  /** In progress: when a crashed holder's claim may be taken over. Completed: when it is purged. */
+  expires_at: Millis;
+}
+
+export interface AuditEventsTable {
+  sequence: Generated<number>;
+  event_type: string;
+  actor_type: "api_key" | "license" | "oidc_subject" | "system";
+  actor_id: string;
+  resource_type: string;
+  resource_id: string | null;
+  metadata: string;
+  ip_address: string | null;
+  request_id: string | null;
+  created_at: Millis;
+}
+
+export interface Database {
+  settings: SettingsTable;
+  api_keys: ApiKeysTable;
+  signing_keys: SigningKeysTable;
+  products: ProductsTable;
+  policies: PoliciesTable;
+  customers: CustomersTable;
+  licenses: LicensesTable;
+  devices: DevicesTable;
+  idempotency_records: IdempotencyRecordsTable;
+  audit_events: AuditEventsTable;
+}
+
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type SigningKeyRow = Selectable<SigningKeysTable>;
+export type ProductRow = Selectable<ProductsTable>;
+export type PolicyRow = Selectable<PoliciesTable>;
+export type NewPolicy = Insertable<PoliciesTable>;
+export type PolicyUpdate = Updateable<PoliciesTable>;
+export type CustomerRow = Selectable<CustomersTable>;
+export type LicenseRow = Selectable<LicensesTable>;
+export type DeviceRow = Selectable<DevicesTable>;
+export type IdempotencyRow = Selectable<IdempotencyRecordsTable>;
+export type NewAuditEvent = Insertable<AuditEventsTable>;
