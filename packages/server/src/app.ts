@@ -11,7 +11,7 @@ import { installNotFound } from "./http/not-found.js";
 import { validatorCompiler } from "./http/validation.js";
 import { newRequestId } from "./ids.js";
 import { customerRoutes } from "./routes/management/customers.js";
-import { licenseRoutes } from "./routes/management/licenses.js";
+import { licenseLifecycleRoutes, licenseRoutes } from "./routes/management/licenses.js";
 import { policyRoutes } from "./routes/management/policies.js";
 import { productRoutes } from "./routes/management/products.js";
 import { activateRoute } from "./routes/runtime/activate.js";
@@ -55,6 +55,15 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
   app.decorateRequest("idem", null);
   app.decorateRequest("errorCode", null);
   app.decorateRequest("correlationId", null);
+
+  // An empty body sent as application/json means "no body" (clients often set the header on every
+  // POST); anything else goes to Fastify's own parser (prototype-poisoning safe).
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    const text = typeof body === "string" ? body : body.toString("utf8");
+    if (text.trim() === "") return done(null, undefined);
+    parseJson(req, text, done);
+  });
 
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);
@@ -126,6 +135,7 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
       await management.register(policyRoutes);
       await management.register(customerRoutes);
       await management.register(licenseRoutes);
+      await management.register(licenseLifecycleRoutes);
     },
     { prefix: "/api/v1" },
   );

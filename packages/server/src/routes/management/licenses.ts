@@ -1,6 +1,7 @@
 // /api/v1/licenses
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
+import type { LifecycleAction } from "../../domain/license-lifecycle.js";
 import { LICENSE_STATUSES } from "../../domain/license-status.js";
 import { type LicenseType as LicenseTypeName, resolveLicenseDates } from "../../domain/license-types.js";
 import { managementEvent } from "../../http/actor.js";
@@ -13,6 +14,7 @@ import { recordEvent } from "../../store/audit-events.js";
 import { findCustomer } from "../../store/customers.js";
 import { findLicenseWithPolicy, insertLicense, licenseView, listLicenses } from "../../store/licenses.js";
 import { clampLimit, decodeCursor } from "../../store/pagination.js";
+import { applyLifecycle } from "../../store/license-lifecycle.js";
 import { findPolicy } from "../../store/policies.js";
 import { findProduct } from "../../store/products.js";
 import { MANAGEMENT_ERRORS, READ_ERRORS, WRITE_ERRORS } from "./common.js";
@@ -186,4 +188,36 @@ export const licenseRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return { data: licenseView(found.license, found.policy.grace_period_days, app.lk.clock.now()), meta: responseMeta(req) };
     },
   );
+};
+
+const LIFECYCLE_ROUTES: { action: LifecycleAction; operationId: string; summary: string }[] = [
+  { action: "suspend", operationId: "suspendLicense", summary: "Suspend a license (repeating it is a no-op)" },
+  { action: "reinstate", operationId: "reinstateLicense", summary: "Reinstate a suspended license (repeating it is a no-op)" },
+  { action: "revoke", operationId: "revokeLicense", summary: "Revoke a license permanently; releases its active seats" },
+];
+
+export const licenseLifecycleRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  for (const { action, operationId, summary } of LIFECYCLE_ROUTES) {
+    app.post(
+      `/licenses/:id/${action}`,
+      {
+        config: { scope: "license:write", idempotency: "optional" },
+        schema: {
+          operationId,
+          summary,
+          tags: ["licenses"],
+          params: IdParams,
+          headers: IdempotencyHeader(false),
+          response: { 200: dataEnvelope(License), ...errorResponses(...READ_ERRORS, "CONFLICT", "IDEMPOTENCY_CONFLICT", "IDEMPOTENCY_IN_PROGRESS") },
+        },
+      },
+      async (req, reply) =>
+        commitAndRespond(req, reply, async (trx) => {
+          const base = managementEvent(req, "", "license", req.params.id);
+          const res = await applyLifecycle(trx, app.lk.store.engine, req.params.id, action, base);
+          if (!res) throw new ApiError("NOT_FOUND", `license ${req.params.id} not found`);
+          return managementOutcome(req, reply, 200, licenseView(res.license, res.policy.grace_period_days, app.lk.clock.now()));
+        }),
+    );
+  }
 };

@@ -1,0 +1,50 @@
+// Applies a lifecycle action under the license row lock. Revoke also releases every active seat.
+import { LIFECYCLE_EVENT, type LifecycleAction, transition } from "../domain/license-lifecycle.js";
+import type { EventInput } from "./audit-events.js";
+import { recordEvent } from "./audit-events.js";
+import { type Engine, forUpdate, type Tx } from "./db.js";
+import type { LicenseRow, PolicyRow } from "./schema.js";
+
+export async function applyLifecycle(
+  trx: Tx,
+  engine: Engine,
+  licenseId: string,
+  action: LifecycleAction,
+  event: Omit<EventInput, "event_type" | "resource_type" | "resource_id">,
+): Promise<{ license: LicenseRow; policy: PolicyRow } | undefined> {
+  const license = await forUpdate(engine, trx.selectFrom("licenses").selectAll().where("id", "=", licenseId)).executeTakeFirst();
+  if (!license) return undefined;
+  const policy = await trx.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow();
+  const { next, changed } = transition(license.state, action);
+  if (!changed) return { license, policy };
+  const now = event.created_at;
+  let released = 0;
+  if (action === "revoke") {
+    const res = await trx
+      .updateTable("devices")
+      .set({ status: "deactivated", updated_at: now })
+      .where("license_id", "=", license.id)
+      .where("status", "=", "active")
+      .executeTakeFirst();
+    released = Number(res.numUpdatedRows);
+  }
+  const updated = await trx
+    .updateTable("licenses")
+    .set((eb) => ({
+      state: next,
+      entitlement_version: eb("entitlement_version", "+", 1),
+      ...(action === "revoke" ? { active_device_count: 0 } : {}),
+      updated_at: now,
+    }))
+    .where("id", "=", license.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await recordEvent(trx, {
+    ...event,
+    event_type: LIFECYCLE_EVENT[action],
+    resource_type: "license",
+    resource_id: license.id,
+    metadata: { ...event.metadata, previous_state: license.state, ...(action === "revoke" ? { released_devices: released } : {}) },
+  });
+  return { license: updated, policy };
+}
