@@ -20,7 +20,7 @@ import { validateRoute } from "./routes/runtime/validate.js";
 import { systemRoutes } from "./routes/system.js";
 import type { Services } from "./services.js";
 
-const CORRELATION_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
+const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface BuildOptions {
   /** pino options or false; defaults to JSON logs at the configured level. */

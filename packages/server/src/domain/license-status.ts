@@ -3,7 +3,7 @@
 import { DAY_MS } from "../clock.js";
 
 export type LicenseStatus = "active" | "suspended" | "expired" | "revoked" | "grace_period";
-export const LICENSE_STATUSES: LicenseStatus[] = ["active", "suspended", "expired", "revoked", "grace_period"];
+export const LICENSE_STATUSES = ["active", "suspended", "expired", "revoked", "grace_period"] as const satisfies readonly LicenseStatus[];
 
 export interface StatusInputs {
   state: "active" | "suspended" | "revoked";

@@ -23,6 +23,10 @@ export const ErrorEnvelope = Type.Object({
   meta: ResponseMeta,
 });
 
+/** A string enum as plain JSON Schema (`{type:"string", enum:[…]}`), typed as the union of its values. */
+export const StringEnum = <const T extends readonly string[]>(values: T, options: { description?: string } = {}) =>
+  Type.Unsafe<T[number]>({ type: "string", enum: [...values], ...options });
+
 export const Metadata = Type.Record(Type.String(), Type.Unknown());
 export const DateTime = Type.String({ format: "date-time" });
 

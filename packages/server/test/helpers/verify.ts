@@ -13,9 +13,9 @@ export interface PublicKeyEntry {
 // biome-ignore lint/suspicious/noExplicitAny: parsed response bodies
 export async function sdkVerify(body: any, keys: PublicKeyEntry[], field: "data" | "error" = "data"): Promise<boolean> {
   const sig = body?.signature;
-  if (!sig || sig.alg !== "Ed25519") return false;
+  if (sig?.alg !== "Ed25519") return false;
   const key = keys.find((k) => k.kid === sig.kid);
-  if (!key || key.algorithm !== "Ed25519") return false;
+  if (key?.algorithm !== "Ed25519") return false;
   const cryptoKey = await webcrypto.subtle.importKey("raw", Buffer.from(key.public_key, "base64"), { name: "Ed25519" }, false, ["verify"]);
   return webcrypto.subtle.verify("Ed25519", cryptoKey, Buffer.from(sig.value, "base64"), new TextEncoder().encode(JSON.stringify(body[field])));
 }

@@ -8,7 +8,7 @@ import { managementEvent } from "../../http/actor.js";
 import { responseMeta } from "../../http/envelope.js";
 import { ApiError } from "../../http/errors.js";
 import { commitAndRespond, managementOutcome } from "../../http/respond.js";
-import { DateTime, dataEnvelope, errorResponses, IdParams, IdempotencyHeader, ListQuery, listEnvelope, Metadata } from "../../http/schemas.js";
+import { DateTime, dataEnvelope, StringEnum, errorResponses, IdParams, IdempotencyHeader, ListQuery, listEnvelope, Metadata } from "../../http/schemas.js";
 import { newId, newLicenseKey } from "../../ids.js";
 import { recordEvent } from "../../store/audit-events.js";
 import { findCustomer } from "../../store/customers.js";
@@ -19,7 +19,7 @@ import { findPolicy } from "../../store/policies.js";
 import { findProduct } from "../../store/products.js";
 import { MANAGEMENT_ERRORS, READ_ERRORS, WRITE_ERRORS } from "./common.js";
 
-const LicenseStatus = Type.Union(LICENSE_STATUSES.map((s) => Type.Literal(s)));
+const LicenseStatus = StringEnum(LICENSE_STATUSES);
 const Ref = Type.String({ minLength: 1, maxLength: 64 });
 
 export const License = Type.Object({

@@ -6,14 +6,14 @@ import { managementEvent } from "../../http/actor.js";
 import { responseMeta } from "../../http/envelope.js";
 import { ApiError } from "../../http/errors.js";
 import { commitAndRespond, managementOutcome } from "../../http/respond.js";
-import { DateTime, dataEnvelope, errorResponses, IdParams, IdempotencyHeader, ListQuery, listEnvelope, Metadata } from "../../http/schemas.js";
+import { DateTime, dataEnvelope, StringEnum, errorResponses, IdParams, IdempotencyHeader, ListQuery, listEnvelope, Metadata } from "../../http/schemas.js";
 import { recordEvent } from "../../store/audit-events.js";
 import { clampLimit, decodeCursor } from "../../store/pagination.js";
 import { findPolicy, insertPolicy, listPolicies, policyView } from "../../store/policies.js";
 import { findProduct } from "../../store/products.js";
-import { Code, MANAGEMENT_ERRORS, Name, READ_ERRORS, WRITE_ERRORS } from "./common.js";
+import { Code, Name, READ_ERRORS, WRITE_ERRORS } from "./common.js";
 
-export const LicenseType = Type.Union(LICENSE_TYPES.map((t) => Type.Literal(t)));
+export const LicenseType = StringEnum(LICENSE_TYPES);
 const Int = (minimum: number, maximum: number, description?: string) => Type.Integer({ minimum, maximum, ...(description ? { description } : {}) });
 
 export const Policy = Type.Object({
