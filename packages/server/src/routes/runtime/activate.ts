@@ -1,10 +1,10 @@
 // POST /api/v1/license/activate — binds a device or container explicitly (Idempotency-Key required).
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { normalizeBinding } from "../../domain/binding.js";
-import { entitlementData } from "../../domain/entitlement.js";
 import { commitAndRespond } from "../../http/respond.js";
 import { errorResponses, IdempotencyHeader, signedEnvelope } from "../../http/schemas.js";
 import { bindDevice } from "../../store/bindings.js";
+import { entitlementFor } from "./decide.js";
 import { deniedOutcome, signedOutcome } from "./respond.js";
 import { RUNTIME_ERRORS, RuntimeBindingRequest, RuntimeEntitlementResponseData } from "./schemas.js";
 
@@ -32,11 +32,7 @@ export const activateRoute: FastifyPluginAsyncTypebox = async (app) => {
         const now = lk.clock.now();
         const r = await bindDevice(trx, lk.store.engine, { licenseId: req.runtime!.license.id, op: "activate", binding, ip: req.ip, requestId: req.id, now });
         if (!r.allowed) return deniedOutcome(req, r.decision);
-        return signedOutcome(
-          req,
-          200,
-          entitlementData({ license: r.license, policy: r.policy, status: r.decision.status, deviceId: r.device.id, now, appVersion: binding.request.app_version, features: [] }),
-        );
+        return signedOutcome(req, 200, entitlementFor(r.license, r.policy, r.decision.status, r.device.id, now, binding.request.app_version));
       });
     },
   );

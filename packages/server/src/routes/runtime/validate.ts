@@ -1,13 +1,10 @@
 // POST /api/v1/license/validate — the recurring check. Read-only when the device is already bound
 // (stamps are batched); binds implicitly when the policy has a free slot (D2).
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { normalizeBinding } from "../../domain/binding.js";
-import { entitlementData } from "../../domain/entitlement.js";
-import { decide } from "../../domain/runtime-engine.js";
 import { commitAndRespond } from "../../http/respond.js";
 import { errorResponses, signedEnvelope } from "../../http/schemas.js";
 import { bindDevice } from "../../store/bindings.js";
-import { findDeviceByBinding } from "../../store/devices.js";
+import { decideReadOnly, entitlementFor } from "./decide.js";
 import { deniedOutcome, refuse, sendSigned, signedOutcome } from "./respond.js";
 import { RUNTIME_ERRORS, RuntimeBindingRequest, RuntimeEntitlementResponseData } from "./schemas.js";
 
@@ -25,31 +22,19 @@ export const validateRoute: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      const binding = normalizeBinding(req.body);
-      const { license, policy } = req.runtime!;
-      const lk = app.lk;
-      const now = lk.clock.now();
-      const device = await findDeviceByBinding(lk.store.db, license.id, binding.key);
-      const d = decide({ op: "validate", now, license, policy, binding, device: device ?? null, activeContainerCount: 0 });
+      const { binding, license, policy, device, decision: d, now } = await decideReadOnly(req, "validate");
+      const appVersion = binding.request.app_version;
       if (d.allow && d.binds === "existing" && device) {
-        lk.sideEffects.deviceSeen(device.id, now, true, req.ip);
-        return sendSigned(
-          req,
-          reply,
-          entitlementData({ license, policy, status: d.status, deviceId: device.id, now, appVersion: binding.request.app_version, features: [] }),
-        );
+        app.lk.sideEffects.deviceSeen(device.id, now, true, req.ip);
+        return sendSigned(req, reply, entitlementFor(license, policy, d.status, device.id, now, appVersion));
       }
       // Denials that do not depend on seat counts are final here; anything about binding a new
       // device is decided again under the license lock.
       if (!d.allow && d.code !== "ACTIVATION_LIMIT_EXCEEDED") refuse(req, "validate", d);
       return commitAndRespond(req, reply, async (trx) => {
-        const r = await bindDevice(trx, lk.store.engine, { licenseId: license.id, op: "validate", binding, ip: req.ip, requestId: req.id, now });
+        const r = await bindDevice(trx, app.lk.store.engine, { licenseId: license.id, op: "validate", binding, ip: req.ip, requestId: req.id, now });
         if (!r.allowed) return deniedOutcome(req, r.decision);
-        return signedOutcome(
-          req,
-          200,
-          entitlementData({ license: r.license, policy: r.policy, status: r.decision.status, deviceId: r.device.id, now, appVersion: binding.request.app_version, features: [] }),
-        );
+        return signedOutcome(req, 200, entitlementFor(r.license, r.policy, r.decision.status, r.device.id, now, appVersion));
       });
     },
   );
