@@ -10,6 +10,7 @@ import { idempotencyPreHandler } from "./http/idempotency.js";
 import { installNotFound } from "./http/not-found.js";
 import { validatorCompiler } from "./http/validation.js";
 import { newRequestId } from "./ids.js";
+import { purgeExpiredIdempotencyRecords } from "./jobs/idempotency-purge.js";
 import { customerRoutes } from "./routes/management/customers.js";
 import { licenseLifecycleRoutes, licenseRoutes } from "./routes/management/licenses.js";
 import { policyRoutes } from "./routes/management/policies.js";
@@ -150,9 +151,19 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
   return app;
 }
 
-/** Starts the periodic jobs of a serving process. */
+const PURGE_INTERVAL_MS = 10 * 60_000;
+
+/** Starts the periodic jobs of a serving process; they stop when the app closes. */
 export function startBackgroundWork(app: FastifyInstance): void {
   const lk = app.lk;
   lk.keyring.startRefreshing(lk.config.keyRefreshSeconds * 1000, (err) => app.log.error({ err }, "signing key refresh failed"));
   lk.sideEffects.start(lk.config.sideEffectFlushMs);
+  const purge = setInterval(() => {
+    purgeExpiredIdempotencyRecords(lk.store, lk.clock).then(
+      (n) => n > 0 && app.log.info({ deleted: n }, "purged expired idempotency records"),
+      (err) => app.log.error({ err }, "idempotency purge failed"),
+    );
+  }, PURGE_INTERVAL_MS);
+  purge.unref();
+  app.addHook("onClose", async () => clearInterval(purge));
 }
