@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController
 import { managementAuth, runtimeAuth } from "./http/auth.js";
 import { errorHandler, sendError, toApiError } from "./http/error-handler.js";
 import "./http/fastify-types.js";
-import { idempotencyPreHandler } from "./http/idempotency.js";
+import { idempotencyPreHandler, settleClaimOnSend } from "./http/idempotency.js";
 import { installNotFound } from "./http/not-found.js";
 import { validatorCompiler } from "./http/validation.js";
 import { newRequestId } from "./ids.js";
@@ -78,6 +78,8 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
       req.log = req.log.child({ correlation_id: incoming });
     }
   });
+
+  app.addHook("onSend", settleClaimOnSend);
 
   app.addHook("onResponse", async (req, reply) => {
     const route = req.routeOptions.url ?? "unmatched";

@@ -2,7 +2,7 @@
 // envelope. Nothing internal (stack, SQL, secrets) reaches the client; crashes are logged with the
 // request id.
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { isDatabaseUnavailable } from "../store/db.js";
+import { isDatabaseUnavailable, isForeignKeyViolation, isUniqueViolation } from "../store/db.js";
 import { errorEnvelopeBody, errorSigner, JSON_TYPE, responseMeta } from "./envelope.js";
 import { ApiError, isReplayableStatus } from "./errors.js";
 import { completeClaim, releaseClaim } from "./idempotency.js";
@@ -27,6 +27,9 @@ export function toApiError(err: unknown): { error: ApiError; unexpected: boolean
   }
   const mapped = fe?.code ? FRAMEWORK_CODES[fe.code] : undefined;
   if (mapped) return { error: mapped(), unexpected: false };
+  // Races that slipped past a handler's own checks (two creates with one code at the same instant).
+  if (isUniqueViolation(err)) return { error: new ApiError("CONFLICT", "a record with the same unique value already exists"), unexpected: false };
+  if (isForeignKeyViolation(err)) return { error: new ApiError("CONFLICT", "a referenced record is missing or still in use"), unexpected: false };
   if (isDatabaseUnavailable(err)) {
     return { error: new ApiError("SERVICE_UNAVAILABLE", "the database is unavailable; retry later", { "retry-after": "1" }), unexpected: true };
   }

@@ -9,7 +9,7 @@ import type { Services } from "../services.js";
 import type { Q, Store } from "../store/db.js";
 import { isUniqueViolation } from "../store/db.js";
 import { JSON_TYPE } from "./envelope.js";
-import { ApiError } from "./errors.js";
+import { ApiError, isReplayableStatus } from "./errors.js";
 
 /** How long an unfinished claim blocks retries before it is presumed abandoned (crashed holder). */
 export const IN_PROGRESS_TTL_MS = 60_000;
@@ -144,4 +144,22 @@ export async function completeClaim(q: Q, lk: Services, claim: IdempotencyClaim,
 export async function releaseClaim(store: Store, claim: IdempotencyClaim): Promise<void> {
   await store.db.deleteFrom("idempotency_records").where("id", "=", claim.id).where("state", "=", "in_progress").execute();
   claim.completed = true;
+}
+
+/**
+ * onSend safety net: an answer sent without going through commitAndRespond or the error handler
+ * (a read-only success such as validating an already bound device) still settles its claim, so a
+ * retry with the same key replays it instead of waiting out IDEMPOTENCY_IN_PROGRESS.
+ */
+export async function settleClaimOnSend(req: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+  const c = req.idem;
+  if (!c || c.completed) return payload;
+  const lk = req.server.lk;
+  try {
+    if (typeof payload === "string" && isReplayableStatus(reply.statusCode)) await completeClaim(lk.store.db, lk, c, reply.statusCode, payload);
+    else await releaseClaim(lk.store, c);
+  } catch (err) {
+    req.log.error({ err }, "could not settle idempotency record");
+  }
+  return payload;
 }
