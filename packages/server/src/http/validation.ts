@@ -89,7 +89,12 @@ export function classifyValidation(
   if (context === "querystring" || context === "params") {
     return { code: "INVALID_QUERY", detail: `${context === "params" ? "path" : "query"} parameter ${field || "(root)"}: ${describe(first)}` };
   }
-  if (context === "headers") return { code: "BAD_REQUEST", detail: `header ${field}: ${describe(first)}` };
+  if (context === "headers") {
+    if (first.keyword === "required" && field === "idempotency-key") {
+      return { code: "IDEMPOTENCY_KEY_REQUIRED", detail: "this operation requires an Idempotency-Key header" };
+    }
+    return { code: "BAD_REQUEST", detail: `header ${field}: ${describe(first)}` };
+  }
   if (!field) {
     return { code: "INVALID_JSON", detail: first.keyword === "type" ? "body must be a JSON object" : describe(first) };
   }
