@@ -59,6 +59,8 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
 
   // An empty body sent as application/json means "no body" (clients often set the header on every
   // POST); anything else goes to Fastify's own parser (prototype-poisoning safe).
+  // JSON is the only body format: text/plain (parsed by Fastify by default) is 415 like any other.
+  app.removeContentTypeParser("text/plain");
   const parseJson = app.getDefaultJsonParser("error", "error");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
     const text = typeof body === "string" ? body : body.toString("utf8");
