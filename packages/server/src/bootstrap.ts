@@ -3,9 +3,9 @@
 // the bootstrap as done, so it happens exactly once even when several processes start together.
 import type { Clock } from "./clock.js";
 import type { CredentialHasher } from "./crypto/credential-hash.js";
-import { newId, newManagementToken } from "./ids.js";
+import { newManagementToken } from "./ids.js";
 import { recordEvent } from "./store/audit-events.js";
-import { findApiKeyByHash, insertApiKey, tokenPrefix } from "./store/api-keys.js";
+import { findApiKeyByHash, insertApiKey } from "./store/api-keys.js";
 import { isUniqueViolation, type Store } from "./store/db.js";
 
 export type BootstrapResult =
@@ -24,38 +24,26 @@ export async function bootstrapAdminKey(
   if (done) return alreadyDone(store, hasher, configuredToken);
   const token = configuredToken ?? newManagementToken();
   const now = clock.now();
-  const keyId = newId("key", now);
   try {
-    await store.db.transaction().execute(async (trx) => {
+    const keyId = await store.db.transaction().execute(async (trx) => {
       await trx.insertInto("settings").values({ key: MARK, value: new Date(now).toISOString(), updated_at: now }).execute();
-      await insertApiKey(trx, {
-        id: keyId,
-        name: "bootstrap admin",
-        key_prefix: tokenPrefix(token),
-        token_hash: hasher.hash(token),
-        scopes: JSON.stringify(["admin"]),
-        allowed_cidrs: "[]",
-        is_active: 1,
-        expires_at: null,
-        last_used_at: null,
-        created_at: now,
-        updated_at: now,
-      });
+      const key = await insertApiKey(trx, hasher, { name: "bootstrap admin", token, scopes: ["admin"] }, now);
       await recordEvent(trx, {
         event_type: "api_key.created",
         actor_type: "system",
         actor_id: "bootstrap",
         resource_type: "api_key",
-        resource_id: keyId,
+        resource_id: key.id,
         metadata: { name: "bootstrap admin", scopes: ["admin"], bootstrap: true },
         created_at: now,
       });
+      return key.id;
     });
+    return { outcome: "created", token, generated: configuredToken === undefined, keyId };
   } catch (err) {
     if (isUniqueViolation(err)) return alreadyDone(store, hasher, configuredToken); // another process won
     throw err;
   }
-  return { outcome: "created", token, generated: configuredToken === undefined, keyId };
 }
 
 async function alreadyDone(store: Store, hasher: CredentialHasher, configured: string | undefined): Promise<BootstrapResult> {

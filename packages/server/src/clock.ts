@@ -24,11 +24,3 @@ export class ManualClock implements Clock {
 
 export const DAY_MS = 86_400_000;
 export const MINUTE_MS = 60_000;
-
-export function toIso(ms: number): string {
-  return new Date(ms).toISOString();
-}
-
-export function isoOrUndefined(ms: number | null | undefined): string | undefined {
-  return ms === null || ms === undefined ? undefined : new Date(ms).toISOString();
-}

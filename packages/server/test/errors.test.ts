@@ -4,8 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ERROR_CODES, type ErrorCode } from "../src/http/errors.js";
-import { newId } from "../src/ids.js";
-import { insertApiKey, tokenPrefix } from "../src/store/api-keys.js";
+import { insertApiKey } from "../src/store/api-keys.js";
 import { assertContract, assertOperationResponse } from "./helpers/contract.js";
 import { ENGINES } from "./helpers/engines.js";
 import { ADMIN_TOKEN, type Harness, issueLicense, type Reply, startHarness } from "./helpers/harness.js";
@@ -544,20 +543,7 @@ for (const engine of ENGINES) {
         keys[name] = res.json.data;
       }
       // A token that may read products but not write them.
-      const now = h.clock.now();
-      await insertApiKey(h.lk.store.db, {
-        id: newId("key", now),
-        name: "read only",
-        key_prefix: tokenPrefix(READ_ONLY_TOKEN),
-        token_hash: h.lk.hasher.hash(READ_ONLY_TOKEN),
-        scopes: JSON.stringify(["product:read"]),
-        allowed_cidrs: "[]",
-        is_active: 1,
-        expires_at: null,
-        last_used_at: null,
-        created_at: now,
-        updated_at: now,
-      });
+      await insertApiKey(h.lk.store.db, h.lk.hasher, { name: "read only", token: READ_ONLY_TOKEN, scopes: ["product:read"] }, h.clock.now());
       // The database goes away under a running server.
       await down.lk.store.close();
       c = { h, small, down, licenseKey: lic.key, productId: lic.productId, smallLicenseKey: smallLic.key, downLicenseKey: downLic.key };

@@ -1,40 +1,39 @@
 // API keys (management tokens). Only the keyed hash of a token is stored.
+import type { CredentialHasher } from "../crypto/credential-hash.js";
+import { newId } from "../ids.js";
 import type { Q } from "./db.js";
 import type { ApiKeyRow } from "./schema.js";
-
-export interface ApiKeyView {
-  id: string;
-  name: string;
-  key_prefix: string;
-  scopes: string[];
-  allowed_cidrs: string[];
-  is_active: boolean;
-  expires_at?: string;
-  last_used_at?: string;
-  created_at: string;
-}
-
-export function apiKeyView(r: ApiKeyRow): ApiKeyView {
-  const v: ApiKeyView = {
-    id: r.id,
-    name: r.name,
-    key_prefix: r.key_prefix,
-    scopes: JSON.parse(r.scopes),
-    allowed_cidrs: JSON.parse(r.allowed_cidrs),
-    is_active: r.is_active === 1,
-    created_at: new Date(r.created_at).toISOString(),
-  };
-  if (r.expires_at !== null) v.expires_at = new Date(r.expires_at).toISOString();
-  if (r.last_used_at !== null) v.last_used_at = new Date(r.last_used_at).toISOString();
-  return v;
-}
 
 export function tokenPrefix(token: string): string {
   return token.slice(0, 12);
 }
 
-export async function insertApiKey(q: Q, row: ApiKeyRow): Promise<void> {
+export interface NewApiKey {
+  name: string;
+  /** The plaintext token; only its keyed hash and display prefix are stored. */
+  token: string;
+  scopes: string[];
+  allowedCidrs?: string[];
+  expiresAt?: number | null;
+  isActive?: boolean;
+}
+
+export async function insertApiKey(q: Q, hasher: CredentialHasher, k: NewApiKey, now: number): Promise<ApiKeyRow> {
+  const row: ApiKeyRow = {
+    id: newId("key", now),
+    name: k.name,
+    key_prefix: tokenPrefix(k.token),
+    token_hash: hasher.hash(k.token),
+    scopes: JSON.stringify(k.scopes),
+    allowed_cidrs: JSON.stringify(k.allowedCidrs ?? []),
+    is_active: k.isActive === false ? 0 : 1,
+    expires_at: k.expiresAt ?? null,
+    last_used_at: null,
+    created_at: now,
+    updated_at: now,
+  };
   await q.insertInto("api_keys").values(row).execute();
+  return row;
 }
 
 export function findApiKeyByHash(q: Q, hash: string): Promise<ApiKeyRow | undefined> {

@@ -31,17 +31,3 @@ export async function recordEvent(q: Q, e: EventInput): Promise<void> {
     })
     .execute();
 }
-
-export async function recordEvents(q: Q, events: EventInput[]): Promise<void> {
-  for (const e of events) await recordEvent(q, e);
-}
-
-export async function eventsFor(q: Q, resourceType: string, resourceId: string) {
-  return q
-    .selectFrom("audit_events")
-    .selectAll()
-    .where("resource_type", "=", resourceType)
-    .where("resource_id", "=", resourceId)
-    .orderBy("sequence", "asc")
-    .execute();
-}

@@ -5,4 +5,3 @@ export function parseJsonObject(text: string): Record<string, unknown> {
 }
 
 export const iso = (ms: number): string => new Date(ms).toISOString();
-export const isoOpt = (ms: number | null): string | undefined => (ms === null ? undefined : new Date(ms).toISOString());

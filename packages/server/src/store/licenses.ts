@@ -3,7 +3,7 @@ import { DAY_MS } from "../clock.js";
 import { effectiveStatus, type LicenseStatus } from "../domain/license-status.js";
 import type { ExpressionBuilder } from "kysely";
 import type { Q } from "./db.js";
-import { iso, isoOpt, parseJsonObject } from "./json.js";
+import { iso, parseJsonObject } from "./json.js";
 import { toPage } from "./pagination.js";
 import type { Database, LicenseRow, PolicyRow } from "./schema.js";
 
@@ -32,8 +32,10 @@ export interface LicenseView {
   updated_at: string;
 }
 
+/** `{key: value}` when the column is set, `{}` otherwise: optional contract fields are omitted, never null. */
 const opt = <K extends string>(key: K, v: string | null): { [P in K]?: string } =>
   (v === null ? {} : { [key]: v }) as { [P in K]?: string };
+const optIso = <K extends string>(key: K, ms: number | null) => opt(key, ms === null ? null : iso(ms));
 
 export function licenseView(r: LicenseRow, graceDays: number, now: number): LicenseView {
   return {
@@ -53,9 +55,9 @@ export function licenseView(r: LicenseRow, graceDays: number, now: number): Lice
     times_transferred: r.times_transferred,
     total_consumptions: r.total_consumptions,
     entitlement_version: r.entitlement_version,
-    ...opt("starts_at", isoOpt(r.starts_at) ?? null),
-    ...opt("expires_at", isoOpt(r.expires_at) ?? null),
-    ...opt("maintenance_expires_at", isoOpt(r.maintenance_expires_at) ?? null),
+    ...optIso("starts_at", r.starts_at),
+    ...optIso("expires_at", r.expires_at),
+    ...optIso("maintenance_expires_at", r.maintenance_expires_at),
     metadata: parseJsonObject(r.metadata),
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
@@ -70,18 +72,18 @@ export function findLicense(q: Q, id: string): Promise<LicenseRow | undefined> {
   return q.selectFrom("licenses").selectAll().where("id", "=", id).executeTakeFirst();
 }
 
-export async function findLicenseWithPolicy(q: Q, id: string): Promise<{ license: LicenseRow; policy: PolicyRow } | undefined> {
-  const license = await findLicense(q, id);
+async function withPolicy(q: Q, license: LicenseRow | undefined): Promise<{ license: LicenseRow; policy: PolicyRow } | undefined> {
   if (!license) return undefined;
   const policy = await q.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow();
   return { license, policy };
 }
 
-export async function findLicenseWithPolicyByKeyHash(q: Q, keyHash: string): Promise<{ license: LicenseRow; policy: PolicyRow } | undefined> {
-  const license = await q.selectFrom("licenses").selectAll().where("key_hash", "=", keyHash).executeTakeFirst();
-  if (!license) return undefined;
-  const policy = await q.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow();
-  return { license, policy };
+export async function findLicenseWithPolicy(q: Q, id: string) {
+  return withPolicy(q, await findLicense(q, id));
+}
+
+export async function findLicenseWithPolicyByKeyHash(q: Q, keyHash: string) {
+  return withPolicy(q, await q.selectFrom("licenses").selectAll().where("key_hash", "=", keyHash).executeTakeFirst());
 }
 
 export interface LicenseFilters {
