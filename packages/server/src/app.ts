@@ -11,10 +11,7 @@ import { installNotFound } from "./http/not-found.js";
 import { validatorCompiler } from "./http/validation.js";
 import { newRequestId } from "./ids.js";
 import { purgeExpiredIdempotencyRecords } from "./jobs/idempotency-purge.js";
-import { customerRoutes } from "./routes/management/customers.js";
-import { licenseLifecycleRoutes, licenseRoutes } from "./routes/management/licenses.js";
-import { policyRoutes } from "./routes/management/policies.js";
-import { productRoutes } from "./routes/management/products.js";
+import { MANAGEMENT_ROUTES } from "./routes/management/index.js";
 import { activateRoute } from "./routes/runtime/activate.js";
 import { checkRoute } from "./routes/runtime/check.js";
 import { validateRoute } from "./routes/runtime/validate.js";
@@ -136,11 +133,7 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
     async (management) => {
       management.addHook("onRequest", managementAuth);
       management.addHook("preHandler", idempotencyPreHandler);
-      await management.register(productRoutes);
-      await management.register(policyRoutes);
-      await management.register(customerRoutes);
-      await management.register(licenseRoutes);
-      await management.register(licenseLifecycleRoutes);
+      for (const routes of MANAGEMENT_ROUTES) await management.register(routes);
     },
     { prefix: "/api/v1" },
   );

@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { renderEventsDoc } from "../src/domain/event-types.js";
 import { renderErrorsDoc } from "../src/http/errors-doc.js";
 import { contract, type Doc } from "./helpers/contract.js";
 import { type Harness, startHarness } from "./helpers/harness.js";
@@ -152,5 +153,12 @@ describe("docs/errors.md", () => {
   it("is exactly what the error-code table renders (run `npm run docs:errors` after changing codes)", () => {
     const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../docs/errors.md");
     assert.equal(fs.readFileSync(file, "utf8"), renderErrorsDoc());
+  });
+});
+
+describe("docs/events.md", () => {
+  it("is exactly what the event-type table renders (run `npm run docs:events` after adding a type)", () => {
+    const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../docs/events.md");
+    assert.equal(fs.readFileSync(file, "utf8"), renderEventsDoc());
   });
 });

@@ -2,6 +2,7 @@
 // Repeating a transition that already holds is a no-op answered 200 (contract: "suspended or
 // already suspended", "reinstated or already active"); anything else on a revoked license is 409.
 import { ApiError } from "../http/errors.js";
+import type { EventType } from "./event-types.js";
 
 export type LicenseState = "active" | "suspended" | "revoked";
 export type LifecycleAction = "suspend" | "reinstate" | "revoke";
@@ -15,7 +16,7 @@ export function transition(current: LicenseState, action: LifecycleAction): { ne
   return { next, changed: true };
 }
 
-export const LIFECYCLE_EVENT: Record<LifecycleAction, string> = {
+export const LIFECYCLE_EVENT: Record<LifecycleAction, EventType> = {
   suspend: "license.suspended",
   reinstate: "license.reinstated",
   revoke: "license.revoked",

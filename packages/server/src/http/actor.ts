@@ -1,10 +1,11 @@
 // Who did it: the audit-event fields that come from the request.
 import type { FastifyRequest } from "fastify";
+import type { EventType } from "../domain/event-types.js";
 import type { EventInput } from "../store/audit-events.js";
 
 export function managementEvent(
   req: FastifyRequest,
-  event_type: string,
+  event_type: EventType,
   resource_type: string,
   resource_id: string,
   metadata: Record<string, unknown> = {},

@@ -26,11 +26,12 @@ export async function managementAuth(req: FastifyRequest, _reply: FastifyReply):
   const { store, hasher, clock, sideEffects } = req.server.lk;
   const row = await store.db
     .selectFrom("api_keys")
-    .select(["id", "scopes", "allowed_cidrs", "is_active", "expires_at"])
+    .select(["id", "scopes", "allowed_cidrs", "is_active", "expires_at", "revoked_at"])
     .where("token_hash", "=", hasher.hash(auth.credential))
     .executeTakeFirst();
   if (!row) throw new ApiError("UNAUTHORIZED", "token is not valid");
   const now = clock.now();
+  if (row.revoked_at !== null) throw new ApiError("UNAUTHORIZED", "token has been revoked");
   if (row.is_active !== 1) throw new ApiError("UNAUTHORIZED", "token is inactive");
   if (row.expires_at !== null && row.expires_at <= now) throw new ApiError("UNAUTHORIZED", "token has expired");
   const cidrs = JSON.parse(row.allowed_cidrs) as string[];

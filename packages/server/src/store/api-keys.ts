@@ -29,6 +29,7 @@ export async function insertApiKey(q: Q, hasher: CredentialHasher, k: NewApiKey,
     is_active: k.isActive === false ? 0 : 1,
     expires_at: k.expiresAt ?? null,
     last_used_at: null,
+    revoked_at: null,
     created_at: now,
     updated_at: now,
   };

@@ -1,10 +1,11 @@
 // The audit feed (D7): one row per successful write or runtime state change, written in the same
 // transaction as the change. `sequence` is monotonic per database.
+import type { EventType } from "../domain/event-types.js";
 import type { Q } from "./db.js";
 import type { AuditEventsTable } from "./schema.js";
 
 export interface EventInput {
-  event_type: string;
+  event_type: EventType;
   actor_type: AuditEventsTable["actor_type"];
   actor_id: string;
   resource_type: string;

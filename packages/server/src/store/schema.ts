@@ -22,6 +22,8 @@ export interface ApiKeysTable {
   is_active: Bool;
   expires_at: Millis | null;
   last_used_at: Millis | null;
+  /** Set by DELETE /api-keys/{id}; a revoked key never authenticates again. */
+  revoked_at: Millis | null;
   created_at: Millis;
   updated_at: Millis;
 }
@@ -156,6 +158,110 @@ export interface AuditEventsTable {
   created_at: Millis;
 }
 
+export interface ProductVersionsTable {
+  id: string;
+  product_id: string;
+  version: string;
+  released_at: Millis;
+  metadata: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface FeaturesTable {
+  id: string;
+  product_id: string;
+  code: string;
+  name: string;
+  metadata: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface SubscriptionsTable {
+  id: string;
+  product_id: string;
+  customer_id: string | null;
+  external_system: string;
+  external_id: string;
+  status: "trialing" | "active" | "past_due" | "paused" | "canceled";
+  current_period_start: Millis;
+  current_period_end: Millis;
+  cancel_at_period_end: Bool;
+  canceled_at: Millis | null;
+  metadata: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface OrdersTable {
+  id: string;
+  product_id: string;
+  customer_id: string | null;
+  subscription_id: string | null;
+  external_system: string;
+  external_id: string;
+  status: "pending" | "paid" | "fulfilled" | "canceled" | "refunded";
+  period_start: Millis | null;
+  period_end: Millis | null;
+  metadata: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface CustomFieldDefinitionsTable {
+  id: string;
+  product_id: string;
+  resource_type: "license" | "customer";
+  code: string;
+  name: string;
+  value_type: "string" | "integer" | "boolean" | "datetime" | "enum";
+  is_required: Bool;
+  enum_options: string; // JSON array of strings
+  metadata: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+/** One typed column is set, the one matching the definition's value_type. */
+export interface CustomFieldValuesTable {
+  definition_id: string;
+  resource_id: string;
+  string_value: string | null;
+  integer_value: number | null;
+  boolean_value: Bool | null;
+  datetime_value: Millis | null;
+  enum_value: string | null;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface LicenseFeaturesTable {
+  license_id: string;
+  feature_id: string;
+  enabled: Bool;
+  max_consumptions: number | null;
+  total_consumptions: number;
+  expires_at: Millis | null;
+  metadata: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  name: string;
+  url: string;
+  /** base64(nonce ‖ ciphertext ‖ tag) under the master key; the secret must be recoverable to sign. */
+  secret_enc: string;
+  secret_prefix: string;
+  event_types: string; // JSON array; [] = all events
+  is_active: Bool;
+  last_delivery_at: Millis | null;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
 export interface Database {
   settings: SettingsTable;
   api_keys: ApiKeysTable;
@@ -167,6 +273,14 @@ export interface Database {
   devices: DevicesTable;
   idempotency_records: IdempotencyRecordsTable;
   audit_events: AuditEventsTable;
+  product_versions: ProductVersionsTable;
+  features: FeaturesTable;
+  subscriptions: SubscriptionsTable;
+  orders: OrdersTable;
+  custom_field_definitions: CustomFieldDefinitionsTable;
+  custom_field_values: CustomFieldValuesTable;
+  license_features: LicenseFeaturesTable;
+  webhook_endpoints: WebhookEndpointsTable;
 }
 
 export type ApiKeyRow = Selectable<ApiKeysTable>;
@@ -180,3 +294,11 @@ export type LicenseRow = Selectable<LicensesTable>;
 export type DeviceRow = Selectable<DevicesTable>;
 export type IdempotencyRow = Selectable<IdempotencyRecordsTable>;
 export type NewAuditEvent = Insertable<AuditEventsTable>;
+export type ProductVersionRow = Selectable<ProductVersionsTable>;
+export type FeatureRow = Selectable<FeaturesTable>;
+export type SubscriptionRow = Selectable<SubscriptionsTable>;
+export type OrderRow = Selectable<OrdersTable>;
+export type CustomFieldDefinitionRow = Selectable<CustomFieldDefinitionsTable>;
+export type CustomFieldValueRow = Selectable<CustomFieldValuesTable>;
+export type LicenseFeatureRow = Selectable<LicenseFeaturesTable>;
+export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;

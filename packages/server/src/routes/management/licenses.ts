@@ -213,7 +213,7 @@ export const licenseLifecycleRoutes: FastifyPluginAsyncTypebox = async (app) => 
       },
       async (req, reply) =>
         commitAndRespond(req, reply, async (trx) => {
-          const base = managementEvent(req, "", "license", req.params.id);
+          const base = managementEvent(req, "license.suspended", "license", req.params.id);
           const res = await applyLifecycle(trx, app.lk.store.engine, req.params.id, action, base);
           if (!res) throw new ApiError("NOT_FOUND", `license ${req.params.id} not found`);
           return managementOutcome(req, reply, 200, licenseView(res.license, res.policy.grace_period_days, app.lk.clock.now()));

@@ -3,10 +3,14 @@
 import type { Kysely, Migration } from "kysely";
 import type { Engine } from "../db.js";
 import * as m0001 from "./0001_initial.js";
+import * as m0002 from "./0002_management.js";
 
 type EngineMigration = { up(db: Kysely<unknown>, engine: Engine): Promise<void> };
 
-const ORDERED: [string, EngineMigration][] = [["0001_initial", m0001]];
+const ORDERED: [string, EngineMigration][] = [
+  ["0001_initial", m0001],
+  ["0002_management", m0002],
+];
 
 export function migrationsFor(engine: Engine): Record<string, Migration> {
   const out: Record<string, Migration> = {};
