@@ -43,5 +43,7 @@ export function errorSigner(req: FastifyRequest): Signer | null {
 }
 
 export function sendJsonText(reply: FastifyReply, status: number, body: string): FastifyReply {
+  // 204 No Content has no body and no content type (also when an idempotent 204 is replayed).
+  if (status === 204) return reply.code(204).removeHeader("content-type").send();
   return reply.code(status).type(JSON_TYPE).send(body);
 }

@@ -8,7 +8,7 @@ import { open, seal } from "../crypto/aead.js";
 import type { Services } from "../services.js";
 import type { Q, Store } from "../store/db.js";
 import { isUniqueViolation } from "../store/db.js";
-import { JSON_TYPE } from "./envelope.js";
+import { sendJsonText } from "./envelope.js";
 import { ApiError, isReplayableStatus } from "./errors.js";
 
 /** How long an unfinished claim blocks retries before it is presumed abandoned (crashed holder). */
@@ -123,7 +123,7 @@ export async function idempotencyPreHandler(req: FastifyRequest, reply: FastifyR
   const result = await claim(req.server.lk, req.server.lk.clock.now(), recordId(credentialId, req.method, path, key), credentialId, requestHash(req));
   if (result.kind === "replay") {
     req.errorCode = "replay";
-    await reply.code(result.status).type(JSON_TYPE).header("idempotent-replayed", "true").send(result.body);
+    await sendJsonText(reply.header("idempotent-replayed", "true"), result.status, result.body);
     return;
   }
   req.idem = result.claim;

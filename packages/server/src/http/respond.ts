@@ -18,6 +18,12 @@ export function managementOutcome(req: FastifyRequest, reply: FastifyReply, stat
   return { status, body: reply.serialize({ data, meta: responseMeta(req) }) as string };
 }
 
+/** A 204 No Content answer (deletes, cleared values): an empty body. */
+export function noContentOutcome(reply: FastifyReply): Outcome {
+  reply.code(204);
+  return { status: 204, body: "" };
+}
+
 export async function commitAndRespond(
   req: FastifyRequest,
   reply: FastifyReply,

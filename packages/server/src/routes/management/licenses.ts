@@ -208,7 +208,11 @@ export const licenseLifecycleRoutes: FastifyPluginAsyncTypebox = async (app) => 
           tags: ["licenses"],
           params: IdParams,
           headers: IdempotencyHeader(false),
-          response: { 200: dataEnvelope(License), ...errorResponses(...READ_ERRORS, "CONFLICT", "IDEMPOTENCY_CONFLICT", "IDEMPOTENCY_IN_PROGRESS") },
+          // Revoking is permanent and repeating it is a no-op, so revoke never answers CONFLICT.
+          response: {
+            200: dataEnvelope(License),
+            ...errorResponses(...READ_ERRORS, "IDEMPOTENCY_CONFLICT", "IDEMPOTENCY_IN_PROGRESS", ...(action === "revoke" ? [] : (["CONFLICT"] as const))),
+          },
         },
       },
       async (req, reply) =>

@@ -15,7 +15,7 @@ export const checkRoute: FastifyPluginAsyncTypebox = async (app) => {
         tags: ["runtime"],
         summary: "Check current entitlements without mutating validation timestamps",
         body: RuntimeBindingRequest,
-        response: { 200: signedEnvelope(RuntimeEntitlementResponseData), ...errorResponses(...RUNTIME_ERRORS, "DEVICE_NOT_ACTIVATED") },
+        response: { 200: signedEnvelope(RuntimeEntitlementResponseData), ...errorResponses(...RUNTIME_ERRORS, "DEVICE_NOT_ACTIVATED", "NOT_FOUND") },
       },
     },
     async (req, reply) => {

@@ -18,7 +18,7 @@ export const validateRoute: FastifyPluginAsyncTypebox = async (app) => {
         tags: ["runtime"],
         summary: "Validate a bound license and refresh validation timestamps",
         body: RuntimeBindingRequest,
-        response: { 200: signedEnvelope(RuntimeEntitlementResponseData), ...errorResponses(...RUNTIME_ERRORS, "ACTIVATION_LIMIT_EXCEEDED") },
+        response: { 200: signedEnvelope(RuntimeEntitlementResponseData), ...errorResponses(...RUNTIME_ERRORS, "ACTIVATION_LIMIT_EXCEEDED", "NOT_FOUND") },
       },
     },
     async (req, reply) => {
