@@ -2,6 +2,7 @@
 // are test file filters: `npm test -- idempotency` runs the files whose path contains "idempotency".
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -22,9 +23,17 @@ if (selected.length === 0) {
 }
 const engines = process.env.LICENSEKIT_TEST_DATABASE_URL ? "sqlite + postgres" : "sqlite only (set LICENSEKIT_TEST_DATABASE_URL for postgres)";
 console.log(`running ${selected.length} test files on ${engines}`);
+// A full run also records every answer's status and then checks that each status a management
+// operation documents was produced by some test (test/helpers/status-coverage.ts).
+const statusLog = filters.length === 0 ? path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lk-status-")), "statuses.log") : undefined;
+const env = { ...process.env, LICENSEKIT_LOG_LEVEL: process.env.LICENSEKIT_LOG_LEVEL ?? "silent" };
+if (statusLog) env.LICENSEKIT_TEST_STATUS_LOG = statusLog;
 const res = spawnSync(
   process.execPath,
   ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=180000", "--test-reporter=spec", ...selected],
-  { cwd: root, stdio: "inherit", env: { ...process.env, LICENSEKIT_LOG_LEVEL: process.env.LICENSEKIT_LOG_LEVEL ?? "silent" } },
+  { cwd: root, stdio: "inherit", env },
 );
-process.exit(res.status ?? 1);
+if (res.status !== 0 || !statusLog) process.exit(res.status ?? 1);
+const coverage = spawnSync(process.execPath, ["--import", "tsx", "test/helpers/status-coverage.ts", statusLog], { cwd: root, stdio: "inherit", env });
+fs.rmSync(path.dirname(statusLog), { recursive: true, force: true });
+process.exit(coverage.status ?? 1);

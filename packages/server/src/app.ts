@@ -2,12 +2,13 @@
 // 404/405, metrics, then the system, runtime and management route groups (each with its own auth).
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController, type RouteOptions } from "fastify";
 import { managementAuth, runtimeAuth } from "./http/auth.js";
 import { errorHandler, sendError, toApiError } from "./http/error-handler.js";
 import "./http/fastify-types.js";
 import { idempotencyPreHandler, settleClaimOnSend } from "./http/idempotency.js";
 import { installNotFound } from "./http/not-found.js";
+import { errorResponses } from "./http/schemas.js";
 import { validatorCompiler } from "./http/validation.js";
 import { newRequestId } from "./ids.js";
 import { purgeExpiredIdempotencyRecords } from "./jobs/idempotency-purge.js";
@@ -131,6 +132,7 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
 
   await app.register(
     async (management) => {
+      management.addHook("onRoute", declareIdempotencyKeyErrors);
       management.addHook("onRequest", managementAuth);
       management.addHook("preHandler", idempotencyPreHandler);
       for (const routes of MANAGEMENT_ROUTES) await management.register(routes);
@@ -163,4 +165,14 @@ export function startBackgroundWork(app: FastifyInstance): void {
   }, PURGE_INTERVAL_MS);
   purge.unref();
   app.addHook("onClose", async () => clearInterval(purge));
+}
+
+/**
+ * Every write that takes an Idempotency-Key can answer 400 BAD_REQUEST for a malformed key (D3),
+ * including writes without a body; declare it so the generated document lists every status.
+ */
+function declareIdempotencyKeyErrors(route: RouteOptions): void {
+  const response = route.schema?.response as Record<string, unknown> | undefined;
+  if (!route.config?.idempotency || !response || response[400]) return;
+  route.schema = { ...route.schema, response: { ...response, ...errorResponses("BAD_REQUEST") } };
 }

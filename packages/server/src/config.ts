@@ -24,6 +24,8 @@ export interface Config {
   idempotencyRetentionHours: number;
   keyRefreshSeconds: number;
   sideEffectFlushMs: number;
+  /** Lets webhook endpoint URLs point at loopback, private and link-local addresses (D6). */
+  webhookAllowPrivate: boolean;
 }
 
 export class ConfigError extends Error {
@@ -51,6 +53,7 @@ export const SETTINGS = [
   ["LICENSEKIT_DB_POOL_SIZE", "10", "PostgreSQL connections per process"],
   ["LICENSEKIT_KEY_REFRESH_SECONDS", "10", "how often a process re-reads the active signing key (picks up `keys rotate` from another process)"],
   ["LICENSEKIT_SIDE_EFFECT_FLUSH_MS", "2000", "how often batched last-seen stamps are written"],
+  ["LICENSEKIT_WEBHOOK_ALLOW_PRIVATE", "false", "true lets webhook endpoint URLs name localhost or loopback, private and link-local addresses; otherwise they are refused (422)"],
 ] as const;
 
 type Env = Record<string, string | undefined>;
@@ -62,6 +65,14 @@ function intSetting(env: Env, name: string, def: number, min: number, max: numbe
   const n = Number(raw.trim());
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+function boolSetting(env: Env, name: string, def: boolean): boolean {
+  const raw = (env[name] ?? "").trim().toLowerCase();
+  if (raw === "") return def;
+  if (raw === "true" || raw === "1") return true;
+  if (raw === "false" || raw === "0") return false;
+  throw new ConfigError(name, `must be true or false, got "${env[name]}"`);
 }
 
 function parseDatabase(env: Env): DatabaseConfig {
@@ -142,5 +153,6 @@ export function loadConfig(env: Env = process.env): Config {
     idempotencyRetentionHours: intSetting(env, "LICENSEKIT_IDEMPOTENCY_RETENTION_HOURS", 24, 1, 24 * 90),
     keyRefreshSeconds: intSetting(env, "LICENSEKIT_KEY_REFRESH_SECONDS", 10, 1, 3600),
     sideEffectFlushMs: intSetting(env, "LICENSEKIT_SIDE_EFFECT_FLUSH_MS", 2000, 10, 600000),
+    webhookAllowPrivate: boolSetting(env, "LICENSEKIT_WEBHOOK_ALLOW_PRIVATE", false),
   };
 }

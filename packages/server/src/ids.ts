@@ -102,6 +102,11 @@ export function newManagementToken(): string {
   return `lkm_${randomString(BASE62, 40)}`;
 }
 
+/** Webhook signing secret (D9): `whsec_` + 32 base62 characters (~190 bits). */
+export function newWebhookSecret(): string {
+  return `whsec_${randomString(BASE62, 32)}`;
+}
+
 /** `llt_` + 128 random bits, base62. */
 export function newLeaseToken(): string {
   return `llt_${randomString(BASE62, 22)}`;

@@ -21,6 +21,8 @@ export interface Services {
   sideEffects: SideEffects;
   /** Seals idempotent response bodies at rest (they may hold a key shown once). */
   idempotencySealKey: Buffer;
+  /** Seals webhook endpoint secrets at rest (they must be recoverable to sign deliveries). */
+  webhookSecretKey: Buffer;
 }
 
 export class StartupError extends Error {
@@ -78,7 +80,8 @@ export async function createServices(
     const metrics = createMetrics();
     const sideEffects = new SideEffects(store, (result) => metrics.sideEffectFlushes.inc({ result }));
     const idempotencySealKey = deriveKey(master, "idempotency-body");
-    return { services: { config, clock, store, keyring, hasher, metrics, sideEffects, idempotencySealKey }, bootstrap };
+    const webhookSecretKey = deriveKey(master, "webhook-secret");
+    return { services: { config, clock, store, keyring, hasher, metrics, sideEffects, idempotencySealKey, webhookSecretKey }, bootstrap };
   } catch (err) {
     if (!opts.store) await store.close().catch(() => {});
     throw err;

@@ -46,8 +46,10 @@ function describe(e: ErrorObject): string {
       return "unknown field";
     case "required":
       return "is required";
-    case "type":
-      return `must be ${params.type === "integer" ? "an integer" : `a ${params.type}`}`;
+    case "type": {
+      const article = (t: string) => (t === "integer" || t === "object" || t === "array" ? `an ${t}` : t === "null" ? "null" : `a ${t}`);
+      return `must be ${String(params.type).split(",").map(article).join(" or ")}`;
+    }
     case "enum":
       return `must be one of ${(params.allowedValues as unknown[]).join(", ")}`;
     case "format":

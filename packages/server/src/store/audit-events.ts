@@ -1,8 +1,12 @@
 // The audit feed (D7): one row per successful write or runtime state change, written in the same
 // transaction as the change. `sequence` is monotonic per database.
 import type { EventType } from "../domain/event-types.js";
+import type { Selectable } from "kysely";
 import type { Q } from "./db.js";
+import { iso, parseJsonObject } from "./json.js";
 import type { AuditEventsTable } from "./schema.js";
+
+export type AuditEventRow = Selectable<AuditEventsTable>;
 
 export interface EventInput {
   event_type: EventType;
@@ -31,4 +35,108 @@ export async function recordEvent(q: Q, e: EventInput): Promise<void> {
       created_at: e.created_at,
     })
     .execute();
+}
+
+/** The Event wire shape of GET /api/v1/events. */
+export interface EventView {
+  sequence: number;
+  event_type: string;
+  actor_type: AuditEventsTable["actor_type"];
+  actor_id: string;
+  resource_type: string;
+  resource_id?: string;
+  metadata: Record<string, unknown>;
+  ip_address?: string;
+  request_id?: string;
+  created_at: string;
+}
+
+export const REDACTED = "[redacted]";
+
+/** Key names whose values are secrets wherever they appear in metadata. */
+const SECRET_KEYS = new Set([
+  "key",
+  "token",
+  "secret",
+  "password",
+  "passphrase",
+  "authorization",
+  "credential",
+  "credentials",
+  "fingerprint",
+  "license_key",
+  "api_key",
+  "private_key",
+  "signing_key",
+  "lease_token",
+  "access_token",
+  "refresh_token",
+  "client_secret",
+  "webhook_secret",
+  "master_key",
+]);
+const SECRET_SUFFIXES = ["_token", "_secret", "_password", "_passphrase", "_key", "_credential"];
+/** Names that describe a secret without revealing it (a display prefix, a hash, an id, a time). */
+const SAFE_SUFFIXES = ["_prefix", "_last4", "_hash", "_id", "_ids", "_at", "_count", "_kid", "_generated", "_rotated"];
+/** Values that are whole credentials of this server, whatever key holds them. */
+const CREDENTIAL_VALUE = /^(lkm_[A-Za-z0-9]{20,}|lsk_[0-9A-Za-z-]{26,}|llt_[A-Za-z0-9]{16,}|whsec_[\x21-\x7E]{16,})$/;
+
+function secretKeyName(name: string): boolean {
+  const k = name.toLowerCase();
+  if (SAFE_SUFFIXES.some((s) => k.endsWith(s))) return false;
+  return SECRET_KEYS.has(k) || SECRET_SUFFIXES.some((s) => k.endsWith(s));
+}
+
+function redactValue(value: unknown, depth: number): unknown {
+  if (typeof value === "string") return CREDENTIAL_VALUE.test(value.trim()) ? REDACTED : value;
+  if (depth > 8 || value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = secretKeyName(k) && v !== null ? REDACTED : redactValue(v, depth + 1);
+  return out;
+}
+
+/**
+ * A second line of defence on output (writers already keep secrets out of metadata): values under
+ * secret-looking keys (token, secret, password, key, license_key, raw fingerprint, …) and any value
+ * that is a whole credential of this server are replaced by "[redacted]", at any depth.
+ */
+export function redactMetadata(metadata: Record<string, unknown>): Record<string, unknown> {
+  return redactValue(metadata, 0) as Record<string, unknown>;
+}
+
+export function eventView(r: AuditEventRow): EventView {
+  return {
+    sequence: Number(r.sequence),
+    event_type: r.event_type,
+    actor_type: r.actor_type,
+    actor_id: r.actor_id,
+    resource_type: r.resource_type,
+    ...(r.resource_id !== null ? { resource_id: r.resource_id } : {}),
+    metadata: redactMetadata(parseJsonObject(r.metadata)),
+    ...(r.ip_address !== null ? { ip_address: r.ip_address } : {}),
+    ...(r.request_id !== null ? { request_id: r.request_id } : {}),
+    created_at: iso(r.created_at),
+  };
+}
+
+export interface EventFilters {
+  event_type?: string;
+  resource_type?: string;
+  resource_id?: string;
+  actor_type?: AuditEventsTable["actor_type"];
+}
+
+/** Newest first (sequence descending); `before` is the sequence the page starts below. */
+export async function listEvents(q: Q, filters: EventFilters, limit: number, before: number | null): Promise<{ rows: AuditEventRow[]; nextCursor: number | null }> {
+  let qb = q.selectFrom("audit_events").selectAll().orderBy("sequence", "desc").limit(limit + 1);
+  if (before !== null) qb = qb.where("sequence", "<", before);
+  if (filters.event_type !== undefined) qb = qb.where("event_type", "=", filters.event_type);
+  if (filters.resource_type !== undefined) qb = qb.where("resource_type", "=", filters.resource_type);
+  if (filters.resource_id !== undefined) qb = qb.where("resource_id", "=", filters.resource_id);
+  if (filters.actor_type !== undefined) qb = qb.where("actor_type", "=", filters.actor_type);
+  const rows = await qb.execute();
+  if (rows.length <= limit) return { rows, nextCursor: null };
+  const page = rows.slice(0, limit);
+  return { rows: page, nextCursor: Number(page[page.length - 1]!.sequence) };
 }

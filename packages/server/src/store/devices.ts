@@ -2,6 +2,8 @@
 import type { Binding } from "../domain/binding.js";
 import { newId } from "../ids.js";
 import type { Q } from "./db.js";
+import { iso, parseJsonObject } from "./json.js";
+import { toPage } from "./pagination.js";
 import type { DeviceRow } from "./schema.js";
 
 export function findDeviceByBinding(q: Q, licenseId: string, bindingKey: string): Promise<DeviceRow | undefined> {
@@ -75,4 +77,89 @@ export async function refreshDevice(q: Q, device: DeviceRow, b: Binding, ip: str
     .set({ ...bindingColumns(b, ip), last_seen_at: now, updated_at: now })
     .where("id", "=", device.id)
     .execute();
+}
+
+export type DeviceStatus = DeviceRow["status"];
+export const DEVICE_STATUSES = ["active", "deactivated", "blacklisted", "reset", "expired"] as const satisfies readonly DeviceStatus[];
+
+export interface DeviceView {
+  id: string;
+  license_id: string;
+  binding_kind: DeviceRow["binding_kind"];
+  binding_key: string;
+  fingerprint?: string;
+  hostname?: string;
+  os?: string;
+  ip_address?: string;
+  is_vm: boolean;
+  is_container: boolean;
+  container_id?: string;
+  cluster_id?: string;
+  namespace?: string;
+  pod_name?: string;
+  status: DeviceStatus;
+  first_seen_at: string;
+  last_seen_at: string;
+  last_validated_at?: string;
+  metadata: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+}
+
+const optional = <K extends string>(key: K, v: string | null) => (v === null ? {} : ({ [key]: v } as { [P in K]: string }));
+
+/** The contract's Device: optional fields are omitted when unset, never null. */
+export function deviceView(r: DeviceRow): DeviceView {
+  return {
+    id: r.id,
+    license_id: r.license_id,
+    binding_kind: r.binding_kind,
+    binding_key: r.binding_key,
+    ...optional("fingerprint", r.fingerprint),
+    ...optional("hostname", r.hostname),
+    ...optional("os", r.os),
+    ...optional("ip_address", r.ip_address),
+    is_vm: r.is_vm === 1,
+    is_container: r.is_container === 1,
+    ...optional("container_id", r.container_id),
+    ...optional("cluster_id", r.cluster_id),
+    ...optional("namespace", r.namespace),
+    ...optional("pod_name", r.pod_name),
+    status: r.status,
+    first_seen_at: iso(r.first_seen_at),
+    last_seen_at: iso(r.last_seen_at),
+    ...optional("last_validated_at", r.last_validated_at === null ? null : iso(r.last_validated_at)),
+    metadata: parseJsonObject(r.metadata),
+    created_at: iso(r.created_at),
+    updated_at: iso(r.updated_at),
+  };
+}
+
+/** A license's devices, newest first (D8). */
+export async function listLicenseDevices(q: Q, licenseId: string, limit: number, before: string | null) {
+  let qb = q.selectFrom("devices").selectAll().where("license_id", "=", licenseId).orderBy("id", "desc").limit(limit + 1);
+  if (before) qb = qb.where("id", "<", before);
+  return toPage(await qb.execute(), limit);
+}
+
+/** The device only when it belongs to that license. */
+export function findLicenseDevice(q: Q, licenseId: string, deviceId: string): Promise<DeviceRow | undefined> {
+  return q.selectFrom("devices").selectAll().where("id", "=", deviceId).where("license_id", "=", licenseId).executeTakeFirst();
+}
+
+/** Moves one device to `status`; returns the updated row. */
+export async function setDeviceStatus(q: Q, device: DeviceRow, status: DeviceStatus, now: number): Promise<DeviceRow> {
+  await q.updateTable("devices").set({ status, updated_at: now }).where("id", "=", device.id).execute();
+  return { ...device, status, updated_at: now };
+}
+
+/** Moves every active device of a license to `status` (releasing their seats); returns how many. */
+export async function releaseActiveDevices(q: Q, licenseId: string, status: Exclude<DeviceStatus, "active">, now: number): Promise<number> {
+  const res = await q
+    .updateTable("devices")
+    .set({ status, updated_at: now })
+    .where("license_id", "=", licenseId)
+    .where("status", "=", "active")
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows);
 }

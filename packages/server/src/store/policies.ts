@@ -2,7 +2,7 @@
 import type { LicenseType } from "../domain/license-types.js";
 import { POLICY_DEFAULTS } from "../domain/policy-defaults.js";
 import { newId } from "../ids.js";
-import type { Q } from "./db.js";
+import { type Engine, forUpdate, type Q } from "./db.js";
 import { iso, parseJsonObject } from "./json.js";
 import { toPage } from "./pagination.js";
 import type { PolicyRow } from "./schema.js";
@@ -116,4 +116,53 @@ export async function listPolicies(q: Q, productId: string, limit: number, befor
   let qb = q.selectFrom("policies").selectAll().where("product_id", "=", productId).orderBy("id", "desc").limit(limit + 1);
   if (before) qb = qb.where("id", "<", before);
   return toPage(await qb.execute(), limit);
+}
+
+/** A PATCH body: every field optional; `duration_days: null` clears it. */
+export type PolicyPatch = Partial<Omit<PolicyInput, "duration_days">> & { duration_days?: number | null };
+
+/** Row lock for a policy that is about to change or be deleted. */
+export function lockPolicy(q: Q, engine: Engine, id: string): Promise<PolicyRow | undefined> {
+  return forUpdate(engine, q.selectFrom("policies").selectAll().where("id", "=", id)).executeTakeFirst();
+}
+
+/** The patch as column values: booleans as 0/1, metadata as JSON text. */
+function patchColumns(patch: PolicyPatch): Partial<PolicyRow> {
+  const cols: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(patch)) {
+    if (value === undefined) continue;
+    if (typeof value === "boolean") cols[field] = bit(value);
+    else if (field === "metadata") cols[field] = JSON.stringify(value);
+    else cols[field] = value;
+  }
+  return cols as Partial<PolicyRow>;
+}
+
+/** The changed columns of `row` under `patch` (only those whose stored value differs). */
+export function policyChanges(row: PolicyRow, patch: PolicyPatch): Partial<PolicyRow> {
+  const changes: Record<string, unknown> = {};
+  for (const [col, value] of Object.entries(patchColumns(patch))) {
+    if (row[col as keyof PolicyRow] !== value) changes[col] = value;
+  }
+  return changes as Partial<PolicyRow>;
+}
+
+/** Applies column changes (from policyChanges) and returns the new row. */
+export async function updatePolicy(q: Q, row: PolicyRow, changes: Partial<PolicyRow>, now: number): Promise<PolicyRow> {
+  const set = { ...changes, updated_at: now };
+  await q.updateTable("policies").set(set).where("id", "=", row.id).execute();
+  return { ...row, ...set };
+}
+
+export async function countPolicyLicenses(q: Q, id: string): Promise<number> {
+  const r = await q
+    .selectFrom("licenses")
+    .select((eb) => eb.fn.countAll<number | string>().as("n"))
+    .where("policy_id", "=", id)
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+export async function deletePolicy(q: Q, id: string): Promise<void> {
+  await q.deleteFrom("policies").where("id", "=", id).execute();
 }

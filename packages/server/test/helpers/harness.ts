@@ -1,5 +1,6 @@
 // A real server for tests: a fresh database (SQLite file or PostgreSQL database), a manual clock,
 // real crypto, the real Fastify app. Requests go through app.inject or a real port.
+import fs from "node:fs";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { buildApp } from "../../src/app.js";
 import { ManualClock } from "../../src/clock.js";
@@ -9,6 +10,7 @@ import { createTestDatabase, type TestDatabase, type TestEngine } from "./engine
 
 export const ADMIN_TOKEN = "lkm_TestAdminToken0000000000000000000000000";
 export const START = "2026-03-01T12:00:00.000Z";
+const STATUS_LOG = process.env.LICENSEKIT_TEST_STATUS_LOG;
 
 export interface Harness {
   engine: TestEngine;
@@ -87,7 +89,10 @@ export async function startHarness(engine: TestEngine, opts: HarnessOptions = {}
         payload = JSON.stringify(o.body);
         headers["content-type"] ??= "application/json";
       }
-      const res = await h.app.inject({ method: o.method ?? (payload !== undefined ? "POST" : "GET"), url: o.url, headers, payload });
+      const method = o.method ?? (payload !== undefined ? "POST" : "GET");
+      const res = await h.app.inject({ method, url: o.url, headers, payload });
+      // The full run records every answer so status-coverage.ts can check each documented status was seen.
+      if (STATUS_LOG) fs.appendFileSync(STATUS_LOG, `${method} ${o.url.split("?")[0]} ${res.statusCode}\n`);
       let json: unknown = null;
       try {
         json = JSON.parse(res.body);

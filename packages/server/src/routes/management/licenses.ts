@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import type { LifecycleAction } from "../../domain/license-lifecycle.js";
+import { resolveOrigin } from "../../domain/license-origin.js";
 import { LICENSE_STATUSES } from "../../domain/license-status.js";
 import { type LicenseType as LicenseTypeName, resolveLicenseDates } from "../../domain/license-types.js";
 import { managementEvent } from "../../http/actor.js";
@@ -133,9 +134,8 @@ export const licenseRoutes: FastifyPluginAsyncTypebox = async (app) => {
         if (b.customer_id !== undefined && !(await findCustomer(trx, b.customer_id))) {
           throw new ApiError("NOT_FOUND", `field customer_id: customer ${b.customer_id} not found`);
         }
-        // Orders and subscriptions are created through their own routes; none exists that could match yet.
-        if (b.order_id !== undefined) throw new ApiError("NOT_FOUND", `field order_id: order ${b.order_id} not found`);
-        if (b.subscription_id !== undefined) throw new ApiError("NOT_FOUND", `field subscription_id: subscription ${b.subscription_id} not found`);
+        // Origin linkage (NOTES §11): same product, order and subscription agree, subscription inferred from the order.
+        const origin = await resolveOrigin(trx, { productId: product.id, orderId: b.order_id, subscriptionId: b.subscription_id });
 
         const dates = resolveLicenseDates(
           policy.license_type as LicenseTypeName,
@@ -149,8 +149,8 @@ export const licenseRoutes: FastifyPluginAsyncTypebox = async (app) => {
           product_id: product.id,
           policy_id: policy.id,
           customer_id: b.customer_id ?? null,
-          order_id: null,
-          subscription_id: null,
+          order_id: origin.order_id,
+          subscription_id: origin.subscription_id,
           key_hash: app.lk.hasher.hash(key),
           key_prefix: key.slice(0, 8),
           key_last4: key.slice(-4),
@@ -170,7 +170,13 @@ export const licenseRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await insertLicense(trx, row);
         await recordEvent(
           trx,
-          managementEvent(req, "license.created", "license", row.id, { product_id: product.id, policy_id: policy.id, customer_id: row.customer_id }),
+          managementEvent(req, "license.created", "license", row.id, {
+            product_id: product.id,
+            policy_id: policy.id,
+            customer_id: row.customer_id,
+            order_id: row.order_id,
+            subscription_id: row.subscription_id,
+          }),
         );
         return managementOutcome(req, reply, 201, { license: licenseView(row, policy.grace_period_days, now), license_key: key });
       }),

@@ -5,11 +5,22 @@ import { LICENSE_TYPES } from "../../domain/license-types.js";
 import { managementEvent } from "../../http/actor.js";
 import { responseMeta } from "../../http/envelope.js";
 import { ApiError } from "../../http/errors.js";
-import { commitAndRespond, managementOutcome } from "../../http/respond.js";
+import { commitAndRespond, managementOutcome, noContentOutcome } from "../../http/respond.js";
 import { DateTime, dataEnvelope, StringEnum, errorResponses, IdParams, IdempotencyHeader, ListQuery, listEnvelope, Metadata } from "../../http/schemas.js";
 import { recordEvent } from "../../store/audit-events.js";
 import { clampLimit, decodeCursor } from "../../store/pagination.js";
-import { findPolicy, insertPolicy, listPolicies, policyView } from "../../store/policies.js";
+import { isForeignKeyViolation, isUniqueViolation } from "../../store/db.js";
+import {
+  countPolicyLicenses,
+  deletePolicy,
+  findPolicy,
+  insertPolicy,
+  listPolicies,
+  lockPolicy,
+  policyChanges,
+  policyView,
+  updatePolicy,
+} from "../../store/policies.js";
 import { findProduct } from "../../store/products.js";
 import { Code, Name, READ_ERRORS, WRITE_ERRORS } from "./common.js";
 
@@ -40,26 +51,56 @@ export const Policy = Type.Object({
   updated_at: DateTime,
 });
 
+/** The Policy settings beyond name/code/license_type (D11), with the limits create and update share. */
+function policySettings(withDefaults: boolean) {
+  const d = (text: string) => (withDefaults ? text : undefined);
+  const Bool = (text: string) => Type.Boolean(withDefaults ? { description: text } : {});
+  return {
+    max_activations: Type.Optional(Int(1, 1_000_000, d("Default 1."))),
+    max_floating_users: Type.Optional(Int(0, 1_000_000, d("Default 0 (floating off)."))),
+    max_container_instances: Type.Optional(Int(0, 1_000_000, d("Default 0 (no limit beyond max_activations)."))),
+    floating_timeout_minutes: Type.Optional(Int(1, 525_600, d("Default 30."))),
+    grace_period_days: Type.Optional(Int(0, 3650, d("Default 0."))),
+    validation_interval_minutes: Type.Optional(Int(1, 525_600, d("Default 1440."))),
+    require_heartbeat: Type.Optional(Bool("Default false.")),
+    allow_offline_activation: Type.Optional(Bool("Default false.")),
+    offline_grace_days: Type.Optional(Int(1, 3650, d("Default 7."))),
+    allow_vm: Type.Optional(Bool("Default true.")),
+    allow_container: Type.Optional(Bool("Default true.")),
+    max_transfers: Type.Optional(Int(0, 1_000_000, d("Default 0 (unlimited)."))),
+    metadata: Type.Optional(Metadata),
+  };
+}
+
+const DURATION_DAYS_LIMITS = [1, 36_500] as const;
+
 /** The v1 request fields plus every Policy field (D11), each optional with its documented default. */
 const PolicyCreateRequest = Type.Object(
   {
     name: Name,
     code: Code,
     license_type: LicenseType,
-    max_activations: Type.Optional(Int(1, 1_000_000, "Default 1.")),
-    max_floating_users: Type.Optional(Int(0, 1_000_000, "Default 0 (floating off).")),
-    max_container_instances: Type.Optional(Int(0, 1_000_000, "Default 0 (no limit beyond max_activations).")),
-    floating_timeout_minutes: Type.Optional(Int(1, 525_600, "Default 30.")),
-    grace_period_days: Type.Optional(Int(0, 3650, "Default 0.")),
-    validation_interval_minutes: Type.Optional(Int(1, 525_600, "Default 1440.")),
-    require_heartbeat: Type.Optional(Type.Boolean({ description: "Default false." })),
-    allow_offline_activation: Type.Optional(Type.Boolean({ description: "Default false." })),
-    offline_grace_days: Type.Optional(Int(1, 3650, "Default 7.")),
-    allow_vm: Type.Optional(Type.Boolean({ description: "Default true." })),
-    allow_container: Type.Optional(Type.Boolean({ description: "Default true." })),
-    max_transfers: Type.Optional(Int(0, 1_000_000, "Default 0 (unlimited).")),
-    duration_days: Type.Optional(Int(1, 36_500, "Expiry given to new expiring licenses created without expires_at (D13). Default unset.")),
-    metadata: Type.Optional(Metadata),
+    ...policySettings(true),
+    duration_days: Type.Optional(Int(...DURATION_DAYS_LIMITS, "Expiry given to new expiring licenses created without expires_at (D13). Default unset.")),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * The v1 update fields plus every Policy field (D11), all optional, with the same limits as create.
+ * An empty body changes nothing (200, no event). `duration_days: null` unsets it; `metadata` replaces
+ * the whole object. `license_type` cannot change while licenses use the policy (409).
+ */
+const PolicyUpdateRequest = Type.Object(
+  {
+    name: Type.Optional(Name),
+    code: Type.Optional(Code),
+    license_type: Type.Optional(LicenseType),
+    ...policySettings(false),
+    // One schema (not anyOf) so that 0 is a rule break (422) and "x" a wrong type (400).
+    duration_days: Type.Optional(
+      Type.Unsafe<number | null>({ type: ["integer", "null"], minimum: DURATION_DAYS_LIMITS[0], maximum: DURATION_DAYS_LIMITS[1], description: "null unsets it." }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -79,8 +120,9 @@ export const policyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req) => {
       const db = app.lk.store.db;
+      const cursor = decodeCursor(req.query.cursor); // a bad query is 400 before the parent is looked up
       if (!(await findProduct(db, req.params.id))) throw new ApiError("NOT_FOUND", `product ${req.params.id} not found`);
-      const page = await listPolicies(db, req.params.id, clampLimit(req.query.limit), decodeCursor(req.query.cursor));
+      const page = await listPolicies(db, req.params.id, clampLimit(req.query.limit), cursor);
       return { data: page.rows.map(policyView), page_info: { next_cursor: page.nextCursor }, meta: responseMeta(req) };
     },
   );
@@ -121,5 +163,83 @@ export const policyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (!row) throw new ApiError("NOT_FOUND", `policy ${req.params.id} not found`);
       return { data: policyView(row), meta: responseMeta(req) };
     },
+  );
+
+  app.patch(
+    "/policies/:id",
+    {
+      config: { scope: "product:write", idempotency: "optional" },
+      schema: {
+        operationId: "updatePolicy",
+        tags: ["policies"],
+        params: IdParams,
+        headers: IdempotencyHeader(false),
+        body: PolicyUpdateRequest,
+        response: { 200: dataEnvelope(Policy), ...errorResponses(...WRITE_ERRORS, "NOT_FOUND") },
+      },
+    },
+    async (req, reply) =>
+      commitAndRespond(req, reply, async (trx) => {
+        // The lock keeps licenses from being created on the policy while its license_type is judged.
+        const row = await lockPolicy(trx, app.lk.store.engine, req.params.id);
+        if (!row) throw new ApiError("NOT_FOUND", `policy ${req.params.id} not found`);
+        const changes = policyChanges(row, req.body);
+        const changed = Object.keys(changes);
+        if (changed.length === 0) return managementOutcome(req, reply, 200, policyView(row));
+        if (changes.license_type !== undefined) {
+          const n = await countPolicyLicenses(trx, row.id);
+          if (n > 0) {
+            throw new ApiError(
+              "CONFLICT",
+              `field license_type: cannot change from ${row.license_type} to ${changes.license_type} while ${n} license${n === 1 ? " uses" : "s use"} this policy`,
+            );
+          }
+        }
+        const codeTaken = () => new ApiError("CONFLICT", `field code: "${req.body.code}" is already used by another policy of this product`);
+        if (changes.code !== undefined) {
+          const taken = await trx.selectFrom("policies").select("id").where("product_id", "=", row.product_id).where("code", "=", changes.code).executeTakeFirst();
+          if (taken) throw codeTaken();
+        }
+        let updated: typeof row;
+        try {
+          updated = await updatePolicy(trx, row, changes, app.lk.clock.now());
+        } catch (err) {
+          if (isUniqueViolation(err)) throw codeTaken();
+          throw err;
+        }
+        // Licenses read their policy live, so nothing on them changes; the event lists what did.
+        await recordEvent(trx, managementEvent(req, "policy.updated", "policy", row.id, { product_id: row.product_id, code: updated.code, changed }));
+        return managementOutcome(req, reply, 200, policyView(updated));
+      }),
+  );
+
+  app.delete(
+    "/policies/:id",
+    {
+      config: { scope: "product:write", idempotency: "optional" },
+      schema: {
+        operationId: "deletePolicy",
+        tags: ["policies"],
+        params: IdParams,
+        headers: IdempotencyHeader(false),
+        response: { 204: Type.Null({ description: "Policy deleted; empty body." }), ...errorResponses(...READ_ERRORS, "CONFLICT", "IDEMPOTENCY_CONFLICT", "IDEMPOTENCY_IN_PROGRESS") },
+      },
+    },
+    async (req, reply) =>
+      commitAndRespond(req, reply, async (trx) => {
+        const row = await lockPolicy(trx, app.lk.store.engine, req.params.id);
+        if (!row) throw new ApiError("NOT_FOUND", `policy ${req.params.id} not found`);
+        const inUse = (what: string) => new ApiError("CONFLICT", `policy ${row.id} is used by ${what}; it cannot be deleted`);
+        const n = await countPolicyLicenses(trx, row.id);
+        if (n > 0) throw inUse(`${n} license${n === 1 ? "" : "s"}`);
+        try {
+          await deletePolicy(trx, row.id);
+        } catch (err) {
+          if (isForeignKeyViolation(err)) throw inUse("a license created meanwhile");
+          throw err;
+        }
+        await recordEvent(trx, managementEvent(req, "policy.deleted", "policy", row.id, { product_id: row.product_id, code: row.code }));
+        return noContentOutcome(reply);
+      }),
   );
 };
