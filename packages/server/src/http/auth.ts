@@ -35,7 +35,7 @@ export async function managementAuth(req: FastifyRequest, _reply: FastifyReply):
   if (row.is_active !== 1) throw new ApiError("UNAUTHORIZED", "token is inactive");
   if (row.expires_at !== null && row.expires_at <= now) throw new ApiError("UNAUTHORIZED", "token has expired");
   const cidrs = JSON.parse(row.allowed_cidrs) as string[];
-  if (!ipAllowed(req.ip, cidrs)) throw new ApiError("UNAUTHORIZED", "token is not allowed from this client address");
+  if (!ipAllowed(req.ip, cidrs)) throw new ApiError("UNAUTHORIZED", `token is not allowed from client address ${req.ip} (see its allowed_cidrs)`);
   const scopes = JSON.parse(row.scopes) as string[];
   req.principal = { kind: "api_key", id: row.id, scopes };
   sideEffects.apiKeyUsed(row.id, now);
