@@ -13,9 +13,7 @@ import { validatorCompiler } from "./http/validation.js";
 import { newRequestId } from "./ids.js";
 import { purgeExpiredIdempotencyRecords } from "./jobs/idempotency-purge.js";
 import { MANAGEMENT_ROUTES } from "./routes/management/index.js";
-import { activateRoute } from "./routes/runtime/activate.js";
-import { checkRoute } from "./routes/runtime/check.js";
-import { validateRoute } from "./routes/runtime/validate.js";
+import { RUNTIME_ROUTES } from "./routes/runtime/index.js";
 import { systemRoutes } from "./routes/system.js";
 import type { Services } from "./services.js";
 
@@ -123,9 +121,7 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
     async (runtime) => {
       runtime.addHook("onRequest", runtimeAuth);
       runtime.addHook("preHandler", idempotencyPreHandler);
-      await runtime.register(activateRoute);
-      await runtime.register(validateRoute);
-      await runtime.register(checkRoute);
+      for (const routes of RUNTIME_ROUTES) await runtime.register(routes);
     },
     { prefix: "/api/v1/license" },
   );

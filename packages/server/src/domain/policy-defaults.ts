@@ -13,4 +13,7 @@ export const POLICY_DEFAULTS = {
   allow_container: true,
   max_transfers: 0,
   duration_days: null as number | null,
+  // D12: deactivations are unlimited unless a policy sets max_deactivations.
+  max_deactivations: 0,
+  deactivation_window_days: 30,
 };

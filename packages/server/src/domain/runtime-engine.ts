@@ -6,13 +6,19 @@
 //   4. device blacklisted                → DEVICE_BLACKLISTED
 //   5. VM / container not allowed        → VM_NOT_ALLOWED / CONTAINER_NOT_ALLOWED
 //   6. version gating                    → VERSION_NOT_ELIGIBLE (only once the product has a version catalog)
-//   7. the operation's own rule: an active binding passes; `check` never binds (DEVICE_NOT_ACTIVATED);
-//      activate / validate bind when a slot is free, else ACTIVATION_LIMIT_EXCEEDED.
+//   7. the operation's own rule: an active binding passes; `check` never binds and `offline` never
+//      creates a seat (D5) (DEVICE_NOT_ACTIVATED); `deactivate` needs a binding to release (NOT_FOUND);
+//      activate binds explicitly, validate / consume / checkout bind implicitly (D2) when a slot is
+//      free, else ACTIVATION_LIMIT_EXCEEDED. Quotas, floating seats and deactivation limits are
+//      decided after this, by the operation, under the same license lock.
 import type { ErrorCode } from "../http/errors.js";
 import type { Binding } from "./binding.js";
 import { effectiveStatus } from "./license-status.js";
 
-export type RuntimeOperation = "activate" | "validate" | "check";
+export type RuntimeOperation = "activate" | "validate" | "check" | "consume" | "offline" | "deactivate" | "checkout";
+
+/** Operations that bind an unbound device when a slot is free (activate explicitly, the rest implicitly, D2). */
+export const BINDING_OPERATIONS: readonly RuntimeOperation[] = ["activate", "validate", "consume", "checkout"];
 
 export interface DecisionInput {
   op: RuntimeOperation;
@@ -62,7 +68,8 @@ export function decide(input: DecisionInput): Decision {
   if (binding.kind === "container" && !policy.allow_container) return deny("CONTAINER_NOT_ALLOWED", "the policy does not allow containers");
 
   if (device?.status === "active") return { allow: true, status: okStatus, binds: "existing" };
-  if (op === "check") return deny("DEVICE_NOT_ACTIVATED", "no active binding for this device; activate or validate first");
+  if (op === "check" || op === "offline") return deny("DEVICE_NOT_ACTIVATED", "no active binding for this device; activate or validate first");
+  if (op === "deactivate") return deny("NOT_FOUND", "no active binding for this device on this license");
   if (license.active_device_count >= policy.max_activations) {
     return deny("ACTIVATION_LIMIT_EXCEEDED", `all ${policy.max_activations} activations of this license are in use`);
   }

@@ -10,7 +10,7 @@ import type { DeviceRow, LicenseRow, PolicyRow } from "./schema.js";
 
 export interface BindRequest {
   licenseId: string;
-  op: Exclude<RuntimeOperation, "check">;
+  op: Exclude<RuntimeOperation, "check" | "offline" | "deactivate">;
   binding: Binding;
   ip: string | null;
   requestId: string;

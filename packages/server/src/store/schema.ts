@@ -66,6 +66,9 @@ export interface PoliciesTable {
   allow_container: Bool;
   max_transfers: number;
   duration_days: number | null;
+  /** D12: deactivations allowed per window; 0 = unlimited. */
+  max_deactivations: Generated<number>;
+  deactivation_window_days: Generated<number>;
   metadata: string;
   created_at: Millis;
   updated_at: Millis;
@@ -262,6 +265,36 @@ export interface WebhookEndpointsTable {
   updated_at: Millis;
 }
 
+export interface FloatingLeasesTable {
+  id: string;
+  license_id: string;
+  device_id: string;
+  token_hash: string;
+  status: "active" | "checked_in" | "expired" | "released";
+  expires_at: Millis;
+  last_heartbeat_at: Millis | null;
+  ended_at: Millis | null;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface ConsumptionEventsTable {
+  license_id: string;
+  event_id: string;
+  feature_id: string;
+  device_id: string | null;
+  amount: number;
+  response_status: number;
+  response_body: string;
+  created_at: Millis;
+}
+
+export interface RateLimitBucketsTable {
+  bucket: string;
+  tokens: number;
+  updated_at: Millis;
+}
+
 export interface Database {
   settings: SettingsTable;
   api_keys: ApiKeysTable;
@@ -281,6 +314,9 @@ export interface Database {
   custom_field_values: CustomFieldValuesTable;
   license_features: LicenseFeaturesTable;
   webhook_endpoints: WebhookEndpointsTable;
+  floating_leases: FloatingLeasesTable;
+  consumption_events: ConsumptionEventsTable;
+  rate_limit_buckets: RateLimitBucketsTable;
 }
 
 export type ApiKeyRow = Selectable<ApiKeysTable>;
@@ -302,3 +338,5 @@ export type CustomFieldDefinitionRow = Selectable<CustomFieldDefinitionsTable>;
 export type CustomFieldValueRow = Selectable<CustomFieldValuesTable>;
 export type LicenseFeatureRow = Selectable<LicenseFeaturesTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
+export type FloatingLeaseRow = Selectable<FloatingLeasesTable>;
+export type ConsumptionEventRow = Selectable<ConsumptionEventsTable>;

@@ -9,6 +9,7 @@ import { eventRoutes } from "./events.js";
 import { featureRoutes } from "./features.js";
 import { licenseActionRoutes } from "./license-actions.js";
 import { licenseFeatureRoutes } from "./license-features.js";
+import { leaseRoutes } from "./leases.js";
 import { licenseLifecycleRoutes, licenseRoutes } from "./licenses.js";
 import { orderRoutes } from "./orders.js";
 import { policyRoutes } from "./policies.js";
@@ -35,4 +36,5 @@ export const MANAGEMENT_ROUTES: FastifyPluginAsyncTypebox[] = [
   deviceRoutes,
   licenseFeatureRoutes,
   bulkRoutes,
+  leaseRoutes,
 ];

@@ -4,12 +4,14 @@ import type { Kysely, Migration } from "kysely";
 import type { Engine } from "../db.js";
 import * as m0001 from "./0001_initial.js";
 import * as m0002 from "./0002_management.js";
+import * as m0003 from "./0003_runtime.js";
 
 type EngineMigration = { up(db: Kysely<unknown>, engine: Engine): Promise<void> };
 
 const ORDERED: [string, EngineMigration][] = [
   ["0001_initial", m0001],
   ["0002_management", m0002],
+  ["0003_runtime", m0003],
 ];
 
 export function migrationsFor(engine: Engine): Record<string, Migration> {
