@@ -8,10 +8,12 @@ import { errorHandler, sendError, toApiError } from "./http/error-handler.js";
 import "./http/fastify-types.js";
 import { idempotencyPreHandler, settleClaimOnSend } from "./http/idempotency.js";
 import { installNotFound } from "./http/not-found.js";
+import { RateLimits } from "./http/rate-limit.js";
 import { errorResponses } from "./http/schemas.js";
 import { validatorCompiler } from "./http/validation.js";
 import { newRequestId } from "./ids.js";
 import { purgeExpiredIdempotencyRecords } from "./jobs/idempotency-purge.js";
+import { expireFloatingLeases } from "./jobs/lease-expiry.js";
 import { MANAGEMENT_ROUTES } from "./routes/management/index.js";
 import { RUNTIME_ROUTES } from "./routes/runtime/index.js";
 import { systemRoutes } from "./routes/system.js";
@@ -117,9 +119,12 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
 
   await app.register(systemRoutes);
 
+  // D10: limits wrap the authentication of both surfaces (failed auths per IP, calls per credential).
+  const rateLimits = new RateLimits(config.rateLimits, services.clock, services.store);
+
   await app.register(
     async (runtime) => {
-      runtime.addHook("onRequest", runtimeAuth);
+      runtime.addHook("onRequest", rateLimits.around("runtime", runtimeAuth));
       runtime.addHook("preHandler", idempotencyPreHandler);
       for (const routes of RUNTIME_ROUTES) await runtime.register(routes);
     },
@@ -129,7 +134,7 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
   await app.register(
     async (management) => {
       management.addHook("onRoute", declareIdempotencyKeyErrors);
-      management.addHook("onRequest", managementAuth);
+      management.addHook("onRequest", rateLimits.around("management", managementAuth));
       management.addHook("preHandler", idempotencyPreHandler);
       for (const routes of MANAGEMENT_ROUTES) await management.register(routes);
     },
@@ -147,6 +152,7 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
 }
 
 const PURGE_INTERVAL_MS = 10 * 60_000;
+const LEASE_EXPIRY_INTERVAL_MS = 60_000;
 
 /** Starts the periodic jobs of a serving process; they stop when the app closes. */
 export function startBackgroundWork(app: FastifyInstance): void {
@@ -161,6 +167,15 @@ export function startBackgroundWork(app: FastifyInstance): void {
   }, PURGE_INTERVAL_MS);
   purge.unref();
   app.addHook("onClose", async () => clearInterval(purge));
+  // Floating leases past their timeout: marked expired and audited (seats never wait for this job).
+  const leases = setInterval(() => {
+    expireFloatingLeases(lk.store, lk.clock).then(
+      (n) => n > 0 && app.log.info({ expired: n }, "expired floating leases"),
+      (err) => app.log.error({ err }, "floating lease expiry failed"),
+    );
+  }, LEASE_EXPIRY_INTERVAL_MS);
+  leases.unref();
+  app.addHook("onClose", async () => clearInterval(leases));
 }
 
 /**

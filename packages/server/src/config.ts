@@ -26,6 +26,17 @@ export interface Config {
   sideEffectFlushMs: number;
   /** Lets webhook endpoint URLs point at loopback, private and link-local addresses (D6). */
   webhookAllowPrivate: boolean;
+  rateLimits: RateLimitConfig;
+}
+
+/** D10 limits; 0 turns a limit off. */
+export interface RateLimitConfig {
+  runtimePerSecond: number;
+  runtimeBurst: number;
+  authFailuresPerMinute: number;
+  managementPerSecond: number;
+  /** Where buckets live: this process's memory, or the database (shared by every process on it). */
+  store: "memory" | "database";
 }
 
 export class ConfigError extends Error {
@@ -54,6 +65,11 @@ export const SETTINGS = [
   ["LICENSEKIT_KEY_REFRESH_SECONDS", "10", "how often a process re-reads the active signing key (picks up `keys rotate` from another process)"],
   ["LICENSEKIT_SIDE_EFFECT_FLUSH_MS", "2000", "how often batched last-seen stamps are written"],
   ["LICENSEKIT_WEBHOOK_ALLOW_PRIVATE", "false", "true lets webhook endpoint URLs name localhost or loopback, private and link-local addresses; otherwise they are refused (422)"],
+  ["LICENSEKIT_RATE_LIMIT_RUNTIME_PER_SECOND", "20", "runtime calls per second per license (token bucket); 0 turns the limit off"],
+  ["LICENSEKIT_RATE_LIMIT_RUNTIME_BURST", "twice the per-second rate (40)", "most runtime calls one license may make at once before the per-second rate applies"],
+  ["LICENSEKIT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", "30", "failed authentications (401) per minute per client IP, on management and runtime routes; past it every attempt from that IP is 429 until the bucket refills; 0 turns the limit off"],
+  ["LICENSEKIT_RATE_LIMIT_MANAGEMENT_PER_SECOND", "50", "management calls per second per token (burst of the same size); 0 turns the limit off"],
+  ["LICENSEKIT_RATE_LIMIT_STORE", "memory on SQLite, database on PostgreSQL", "memory (this process only) or database (the rate_limit_buckets table, shared by every process on the database)"],
 ] as const;
 
 type Env = Record<string, string | undefined>;
@@ -154,5 +170,23 @@ export function loadConfig(env: Env = process.env): Config {
     keyRefreshSeconds: intSetting(env, "LICENSEKIT_KEY_REFRESH_SECONDS", 10, 1, 3600),
     sideEffectFlushMs: intSetting(env, "LICENSEKIT_SIDE_EFFECT_FLUSH_MS", 2000, 10, 600000),
     webhookAllowPrivate: boolSetting(env, "LICENSEKIT_WEBHOOK_ALLOW_PRIVATE", false),
+    rateLimits: parseRateLimits(env, database),
+  };
+}
+
+const RATE_MAX = 1_000_000;
+
+function parseRateLimits(env: Env, database: DatabaseConfig): RateLimitConfig {
+  const runtimePerSecond = intSetting(env, "LICENSEKIT_RATE_LIMIT_RUNTIME_PER_SECOND", 20, 0, RATE_MAX);
+  const storeName = "LICENSEKIT_RATE_LIMIT_STORE";
+  const storeRaw = (env[storeName] ?? "").trim().toLowerCase();
+  const store = storeRaw === "" ? (database.engine === "postgres" ? "database" : "memory") : storeRaw;
+  if (store !== "memory" && store !== "database") throw new ConfigError(storeName, `must be memory or database, got "${env[storeName]}"`);
+  return {
+    runtimePerSecond,
+    runtimeBurst: intSetting(env, "LICENSEKIT_RATE_LIMIT_RUNTIME_BURST", Math.max(1, runtimePerSecond * 2), 1, 2 * RATE_MAX),
+    authFailuresPerMinute: intSetting(env, "LICENSEKIT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30, 0, RATE_MAX),
+    managementPerSecond: intSetting(env, "LICENSEKIT_RATE_LIMIT_MANAGEMENT_PER_SECOND", 50, 0, RATE_MAX),
+    store,
   };
 }

@@ -18,7 +18,8 @@ export type IdPrefix =
   | "key"
   | "whk"
   | "rptx"
-  | "evt";
+  | "evt"
+  | "lse";
 
 let lastMs = -1;
 let lastRandom: number[] = [];

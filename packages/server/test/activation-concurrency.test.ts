@@ -8,38 +8,11 @@ import { buildApp } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { createServices } from "../src/services.js";
 import { ENGINES } from "./helpers/engines.js";
-import { type Harness, issueLicense, listen, startHarness } from "./helpers/harness.js";
+import { type Harness, issueLicense, listen, startHarness, type HttpAnswer, postRuntime } from "./helpers/harness.js";
 import { type PublicKeyEntry, sdkVerify } from "./helpers/verify.js";
 
-interface Answer {
-  status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: parsed response bodies
-  json: any;
-  text: string;
-}
-
-async function post(base: string, path: string, key: string, body: unknown, idempotencyKey?: string): Promise<Answer> {
-  const res = await fetch(base + path, {
-    method: "POST",
-    headers: {
-      authorization: `License ${key}`,
-      "content-type": "application/json",
-      ...(idempotencyKey ? { "idempotency-key": idempotencyKey } : {}),
-    },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: unknown = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = null;
-  }
-  return { status: res.status, json, text };
-}
-
-const statuses = (rs: Answer[]) => rs.map((r) => r.status).sort((a, b) => a - b);
-const codes = (rs: Answer[]) => [...new Set(rs.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.json?.error?.code}`))];
+const statuses = (rs: HttpAnswer[]) => rs.map((r) => r.status).sort((a, b) => a - b);
+const codes = (rs: HttpAnswer[]) => [...new Set(rs.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.json?.error?.code}`))];
 
 for (const engine of ENGINES) {
   describe(`activation limits under concurrency over HTTP [${engine}]`, () => {
@@ -58,7 +31,7 @@ for (const engine of ENGINES) {
       h.lk.store.db.selectFrom("audit_events").selectAll().where("resource_id", "=", licenseId).where("event_type", "=", type).execute();
 
     /** Exactly `limit` of the answers are 200 (distinct devices) and every other one is 409 ACTIVATION_LIMIT_EXCEEDED. */
-    async function assertExactlyLimit(results: Answer[], limit: number, licenseId: string) {
+    async function assertExactlyLimit(results: HttpAnswer[], limit: number, licenseId: string) {
       const ok = results.filter((r) => r.status === 200);
       const denied = results.filter((r) => r.status !== 200);
       assert.equal(ok.length, limit, `statuses ${JSON.stringify(statuses(results))}; denials ${JSON.stringify(codes(results))}`);
@@ -91,14 +64,14 @@ for (const engine of ENGINES) {
     it("20 concurrent activations with distinct fingerprints and Idempotency-Keys, max_activations 5: exactly 5 × 200 and 15 × 409", async () => {
       const lic = await issueLicense(h, { max_activations: 5 });
       const results = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => post(base, "/api/v1/license/activate", lic.key, { fingerprint: `act-fp-${i}`, hostname: `host-${i}` }, `act-key-${i}`)),
+        Array.from({ length: 20 }, (_, i) => postRuntime(base, "/api/v1/license/activate", lic.key, { fingerprint: `act-fp-${i}`, hostname: `host-${i}` }, `act-key-${i}`)),
       );
       await assertExactlyLimit(results, 5, lic.licenseId);
       for (const e of await eventRows(lic.licenseId, "license.activated")) assert.equal(JSON.parse(e.metadata).implicit, false);
 
       // Replaying any of the 20 keys returns its stored answer and changes nothing.
       const replays = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => post(base, "/api/v1/license/activate", lic.key, { fingerprint: `act-fp-${i}`, hostname: `host-${i}` }, `act-key-${i}`)),
+        Array.from({ length: 20 }, (_, i) => postRuntime(base, "/api/v1/license/activate", lic.key, { fingerprint: `act-fp-${i}`, hostname: `host-${i}` }, `act-key-${i}`)),
       );
       assert.deepEqual(
         replays.map((r) => r.text),
@@ -111,7 +84,7 @@ for (const engine of ENGINES) {
 
     it("20 concurrent validations (implicit binding) with distinct fingerprints, max_activations 5: exactly 5 succeed", async () => {
       const lic = await issueLicense(h, { max_activations: 5 });
-      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => post(base, "/api/v1/license/validate", lic.key, { fingerprint: `val-fp-${i}` })));
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => postRuntime(base, "/api/v1/license/validate", lic.key, { fingerprint: `val-fp-${i}` })));
       await assertExactlyLimit(results, 5, lic.licenseId);
       for (const e of await eventRows(lic.licenseId, "license.activated")) assert.equal(JSON.parse(e.metadata).implicit, true);
     });
@@ -121,8 +94,8 @@ for (const engine of ENGINES) {
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
           i % 2
-            ? post(base, "/api/v1/license/activate", lic.key, { fingerprint: `mix-fp-${i}` }, `mix-key-${i}`)
-            : post(base, "/api/v1/license/validate", lic.key, { fingerprint: `mix-fp-${i}` }),
+            ? postRuntime(base, "/api/v1/license/activate", lic.key, { fingerprint: `mix-fp-${i}` }, `mix-key-${i}`)
+            : postRuntime(base, "/api/v1/license/validate", lic.key, { fingerprint: `mix-fp-${i}` }),
         ),
       );
       await assertExactlyLimit(results, 5, lic.licenseId);
@@ -131,7 +104,7 @@ for (const engine of ENGINES) {
     it("the same fingerprint activated 10 times at once (different keys): all 200, one device row, active_device_count 1", async () => {
       const lic = await issueLicense(h, { max_activations: 5 });
       const results = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => post(base, "/api/v1/license/activate", lic.key, { fingerprint: "same-fp" }, `same-key-${i}`)),
+        Array.from({ length: 10 }, (_, i) => postRuntime(base, "/api/v1/license/activate", lic.key, { fingerprint: "same-fp" }, `same-key-${i}`)),
       );
       assert.deepEqual(statuses(results), Array(10).fill(200), JSON.stringify(codes(results)));
       assert.equal(new Set(results.map((r) => r.json.data.device_id)).size, 1);
@@ -150,8 +123,8 @@ for (const engine of ENGINES) {
       const results = await Promise.all(
         Array.from({ length: 10 }, (_, i) =>
           i % 2
-            ? post(base, "/api/v1/license/activate", lic.key, { fingerprint: "solo-fp" }, `solo-key-${i}`)
-            : post(base, "/api/v1/license/validate", lic.key, { fingerprint: "solo-fp" }),
+            ? postRuntime(base, "/api/v1/license/activate", lic.key, { fingerprint: "solo-fp" }, `solo-key-${i}`)
+            : postRuntime(base, "/api/v1/license/validate", lic.key, { fingerprint: "solo-fp" }),
         ),
       );
       assert.deepEqual(statuses(results), Array(10).fill(200), JSON.stringify(codes(results)));
@@ -161,7 +134,7 @@ for (const engine of ENGINES) {
       assert.equal(got.active_device_count, 1);
       assert.equal(got.times_activated, 1);
       // The seat is taken: another fingerprint is refused.
-      const other = await post(base, "/api/v1/license/validate", lic.key, { fingerprint: "other-fp" });
+      const other = await postRuntime(base, "/api/v1/license/validate", lic.key, { fingerprint: "other-fp" });
       assert.equal(other.status, 409, other.text);
       assert.equal(other.json.error.code, "ACTIVATION_LIMIT_EXCEEDED");
     });
@@ -181,7 +154,7 @@ for (const engine of ENGINES) {
           const lic = await issueLicense(h, { max_activations: 5 });
           const results = await Promise.all(
             Array.from({ length: 20 }, (_, i) =>
-              post(i % 2 ? base : base2, "/api/v1/license/activate", lic.key, { fingerprint: `two-fp-${i}` }, `two-key-${i}`),
+              postRuntime(i % 2 ? base : base2, "/api/v1/license/activate", lic.key, { fingerprint: `two-fp-${i}` }, `two-key-${i}`),
             ),
           );
           await assertExactlyLimit(results, 5, lic.licenseId);
@@ -189,7 +162,7 @@ for (const engine of ENGINES) {
           // Implicit binding split across the two apps holds the limit too.
           const lic2 = await issueLicense(h, { max_activations: 5 });
           const validations = await Promise.all(
-            Array.from({ length: 20 }, (_, i) => post(i % 2 ? base2 : base, "/api/v1/license/validate", lic2.key, { fingerprint: `two-val-${i}` })),
+            Array.from({ length: 20 }, (_, i) => postRuntime(i % 2 ? base2 : base, "/api/v1/license/validate", lic2.key, { fingerprint: `two-val-${i}` })),
           );
           await assertExactlyLimit(validations, 5, lic2.licenseId);
 

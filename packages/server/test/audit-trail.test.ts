@@ -46,7 +46,7 @@ for (const engine of ENGINES) {
       const policy = (
         await write("createPolicy", "POST", `/api/v1/products/${product.id}/policies`, { name: "Std", code: "std", license_type: "subscription", max_activations: 3 })
       ).json.data;
-      await write("updatePolicy", "PATCH", `/api/v1/policies/${policy.id}`, { max_activations: 4 });
+      await write("updatePolicy", "PATCH", `/api/v1/policies/${policy.id}`, { max_activations: 4, max_floating_users: 1 });
       const spare = (await write("createPolicy", "POST", `/api/v1/products/${product.id}/policies`, { name: "Spare", code: "spare", license_type: "perpetual" })).json.data;
       await write("deletePolicy", "DELETE", `/api/v1/policies/${spare.id}`);
       const feature = (await write("createFeature", "POST", `/api/v1/products/${product.id}/features`, { name: "Export", code: "export" })).json.data;
@@ -107,9 +107,18 @@ for (const engine of ENGINES) {
       await write("removeLicenseFeature", "DELETE", `/api/v1/licenses/${lic.id}/features/${feature.id}`);
 
       for (const fp of ["fp-1", "fp-2"]) {
-        const act = await h.request({ url: "/api/v1/license/activate", licenseKey: created.license_key, body: { fingerprint: fp }, idempotencyKey: `act-${fp}` });
+        const act = await h.request({ url: "/api/v1/license/activate", licenseKey: created.license_key, body: { fingerprint: fp, app_version: "1.0.0" }, idempotencyKey: `act-${fp}` });
         assert.equal(act.status, 200, act.text);
       }
+      const checkout = await h.request({
+        url: "/api/v1/license/floating/checkout",
+        licenseKey: created.license_key,
+        body: { fingerprint: "fp-1", app_version: "1.0.0" },
+        idempotencyKey: "checkout-1",
+      });
+      assert.equal(checkout.status, 200, checkout.text);
+      const lease = (await h.request({ url: `/api/v1/licenses/${lic.id}/leases` })).json.data[0];
+      await write("releaseLicenseLease", "POST", `/api/v1/licenses/${lic.id}/leases/${lease.id}/release`);
       const devices = (await h.request({ url: `/api/v1/licenses/${lic.id}/devices` })).json.data;
       assert.equal(devices.length, 2);
       await write("resetLicenseDevice", "POST", `/api/v1/licenses/${lic.id}/devices/${devices[0].id}/reset`);

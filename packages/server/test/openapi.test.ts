@@ -14,16 +14,6 @@ import { CONTRACT_PATH, contract, type Doc } from "./helpers/contract.js";
 import { compareDocuments, documentedExtensions } from "./helpers/conformance.js";
 import { type Harness, startHarness } from "./helpers/harness.js";
 
-/** Runtime calls that issue 5 (the whole runtime API) delivers; everything else must be served. */
-const NOT_YET_SERVED = [
-  "consumeLicense",
-  "issueOfflineLicense",
-  "deactivateLicense",
-  "checkoutFloatingLicense",
-  "checkinFloatingLicense",
-  "heartbeatFloatingLicense",
-];
-
 const docsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../docs");
 const contractPresent = fs.existsSync(CONTRACT_PATH);
 
@@ -42,18 +32,9 @@ describe("generated OpenAPI vs the reference contract (conformance)", { skip: co
     assert.match(ours.openapi, /^3\.1\./);
   });
 
-  it("breaks nothing a client of the contract relies on: every operation, scope, status, field, required list and enum", () => {
+  it("breaks nothing a client of the contract relies on: every operation served, every scope, status, field, required list and enum", () => {
     const { breaks } = compareDocuments(contract(), ours);
-    assert.deepEqual(
-      breaks.filter((b) => !NOT_YET_SERVED.some((id) => b.endsWith(`(${id}) is not served`))),
-      [],
-    );
-  });
-
-  it("serves every contract operation except the runtime calls scheduled for issue 5", () => {
-    const { breaks } = compareDocuments(contract(), ours);
-    const unserved = breaks.filter((b) => b.endsWith("is not served")).map((b) => /\((\w+)\) is not served$/.exec(b)![1]);
-    assert.deepEqual(unserved.sort(), [...NOT_YET_SERVED].sort());
+    assert.deepEqual(breaks, []);
   });
 
   it("lists every extension beyond the contract in docs/api-extensions.md, and nothing else", () => {

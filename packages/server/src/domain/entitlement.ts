@@ -1,6 +1,7 @@
-// The signed entitlement `data` of activate / validate / check (RuntimeEntitlementResponseData).
+// The signed entitlement `data` of activate / validate / check / consume (RuntimeEntitlementResponseData).
 // Key order follows the contract schema; the bytes signed are JSON.stringify of this object.
 import { MINUTE_MS } from "../clock.js";
+import type { VersionJudgement } from "./version-eligibility.js";
 
 export interface FeatureEntitlement {
   code: string;
@@ -37,8 +38,49 @@ export interface EntitlementInput {
   status: "active" | "grace_period";
   deviceId: string;
   now: number;
-  appVersion?: string;
+  /** The app_version's judgement; shown as version_eligibility when the request named an app_version. */
+  version: VersionJudgement;
   features: FeatureEntitlement[];
+}
+
+/** A feature assignment as stored (license_features joined with the feature's code). */
+export interface FeatureAssignment {
+  code: string;
+  enabled: number | boolean;
+  max_consumptions: number | null;
+  total_consumptions: number;
+  expires_at: number | null;
+}
+
+/** An assignment is usable while enabled and before its own expires_at. */
+export function assignmentActive(a: Pick<FeatureAssignment, "enabled" | "expires_at">, now: number): boolean {
+  return Boolean(a.enabled) && (a.expires_at === null || now < a.expires_at);
+}
+
+/**
+ * `{code, enabled, quota?, consumed, remaining?}`: `enabled` is false when the assignment is disabled
+ * or past its expires_at; quota and remaining appear only when the assignment has a quota.
+ */
+export function featureEntitlement(a: FeatureAssignment, now: number): FeatureEntitlement {
+  return {
+    code: a.code,
+    enabled: assignmentActive(a, now),
+    ...(a.max_consumptions !== null ? { quota: a.max_consumptions } : {}),
+    consumed: a.total_consumptions,
+    ...(a.max_consumptions !== null ? { remaining: Math.max(a.max_consumptions - a.total_consumptions, 0) } : {}),
+  };
+}
+
+/** The entitlement's `version_eligibility`, present when the request named an app_version. */
+export function versionEligibilityView(v: VersionJudgement): VersionEligibility | undefined {
+  if (v.appVersion === undefined) return undefined;
+  return {
+    app_version: v.appVersion,
+    is_entitled: v.entitled,
+    enforced: v.enforced,
+    ...(v.releasedAt !== undefined ? { released_at: new Date(v.releasedAt).toISOString() } : {}),
+    ...(v.eligibleThrough !== undefined ? { eligible_through: new Date(v.eligibleThrough).toISOString() } : {}),
+  };
 }
 
 export function entitlementData(e: EntitlementInput): EntitlementData {
@@ -53,7 +95,24 @@ export function entitlementData(e: EntitlementInput): EntitlementData {
     device_id: e.deviceId,
     features: e.features,
   };
-  // No version catalog exists yet, so gating is not enforced (contract: enforced=false without a catalog).
-  if (e.appVersion !== undefined) data.version_eligibility = { app_version: e.appVersion, is_entitled: true, enforced: false };
+  const version = versionEligibilityView(e.version);
+  if (version) data.version_eligibility = version;
   return data;
+}
+
+/**
+ * Why a consume of `code` is refused before any quota is looked at (FEATURE_NOT_ENTITLED), or null:
+ * the feature is not assigned to the license (or not in the product at all), disabled, or its
+ * assignment has expired.
+ */
+export function featureRefusal(code: string, a: Pick<FeatureAssignment, "enabled" | "expires_at"> | undefined, now: number): string | null {
+  if (!a) return `field feature_code: feature ${code} is not assigned to this license`;
+  if (!a.enabled) return `field feature_code: feature ${code} is disabled for this license`;
+  if (a.expires_at !== null && now >= a.expires_at) return `field feature_code: the assignment of feature ${code} expired at ${new Date(a.expires_at).toISOString()}`;
+  return null;
+}
+
+/** Whether adding `amount` keeps the counter within the quota (no quota: always). */
+export function withinQuota(a: Pick<FeatureAssignment, "max_consumptions" | "total_consumptions">, amount: number): boolean {
+  return a.max_consumptions === null || a.total_consumptions + amount <= a.max_consumptions;
 }

@@ -14,6 +14,7 @@
 import type { ErrorCode } from "../http/errors.js";
 import type { Binding } from "./binding.js";
 import { effectiveStatus } from "./license-status.js";
+import type { VersionJudgement } from "./version-eligibility.js";
 
 export type RuntimeOperation = "activate" | "validate" | "check" | "consume" | "offline" | "deactivate" | "checkout";
 
@@ -41,6 +42,12 @@ export interface DecisionInput {
   device: { status: string } | null;
   /** Active container bindings on the license; needed only when a new container would bind under a container cap. */
   activeContainerCount: number;
+  /**
+   * The app_version judged against the product's version catalogue (domain/version-eligibility.ts;
+   * `loadVersionJudgement` in store/product-versions.ts loads and judges it). Step 6 denies when
+   * gating is enforced and the version is not entitled. `NOT_GATED` skips the step.
+   */
+  version: Pick<VersionJudgement, "enforced" | "entitled" | "detail">;
 }
 
 export type Decision =
@@ -66,6 +73,10 @@ export function decide(input: DecisionInput): Decision {
 
   if (binding.request.is_vm === true && !policy.allow_vm) return deny("VM_NOT_ALLOWED", "the policy does not allow virtual machines");
   if (binding.kind === "container" && !policy.allow_container) return deny("CONTAINER_NOT_ALLOWED", "the policy does not allow containers");
+
+  if (input.version?.enforced && !input.version.entitled) {
+    return deny("VERSION_NOT_ELIGIBLE", input.version.detail ?? "field app_version: this version is not eligible for the license");
+  }
 
   if (device?.status === "active") return { allow: true, status: okStatus, binds: "existing" };
   if (op === "check" || op === "offline") return deny("DEVICE_NOT_ACTIVATED", "no active binding for this device; activate or validate first");

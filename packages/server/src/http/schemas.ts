@@ -51,7 +51,7 @@ export const signedEnvelope = <T extends TSchema>(data: T) => Type.Object({ data
 /** Error responses for the OpenAPI document, keyed by status, each listing its possible codes. */
 export function errorResponses(...codes: ErrorCode[]): Record<number, TSchema> {
   const byStatus = new Map<number, string[]>();
-  for (const c of codes) {
+  for (const c of new Set(codes)) {
     const s = ERROR_CODES[c].status;
     byStatus.set(s, [...(byStatus.get(s) ?? []), c]);
   }

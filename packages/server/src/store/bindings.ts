@@ -3,9 +3,11 @@
 import { createHash } from "node:crypto";
 import type { Binding } from "../domain/binding.js";
 import { type Decision, decide, type RuntimeOperation } from "../domain/runtime-engine.js";
+import type { VersionJudgement } from "../domain/version-eligibility.js";
 import { recordEvent } from "./audit-events.js";
 import { type Engine, forUpdate, type Tx } from "./db.js";
 import { countActiveContainers, findDeviceByBinding, insertActiveDevice, reactivateDevice, refreshDevice } from "./devices.js";
+import { loadVersionJudgement } from "./product-versions.js";
 import type { DeviceRow, LicenseRow, PolicyRow } from "./schema.js";
 
 export interface BindRequest {
@@ -17,9 +19,10 @@ export interface BindRequest {
   now: number;
 }
 
+/** `version` is the app_version's eligibility, judged under the lock (for the entitlement's version_eligibility). */
 export type BindResult =
-  | { allowed: true; decision: Extract<Decision, { allow: true }>; license: LicenseRow; policy: PolicyRow; device: DeviceRow }
-  | { allowed: false; decision: Extract<Decision, { allow: false }>; license: LicenseRow; policy: PolicyRow };
+  | { allowed: true; decision: Extract<Decision, { allow: true }>; license: LicenseRow; policy: PolicyRow; device: DeviceRow; version: VersionJudgement }
+  | { allowed: false; decision: Extract<Decision, { allow: false }>; license: LicenseRow; policy: PolicyRow; version: VersionJudgement };
 
 /** Redacted binding details for audit metadata (D7): fingerprints are hashed, never stored in events. */
 export function bindingSummary(b: Binding): Record<string, unknown> {
@@ -35,6 +38,7 @@ export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promi
   const policy = await trx.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow();
   const device = await findDeviceByBinding(trx, license.id, r.binding.key);
   const needsContainerCount = r.binding.kind === "container" && device?.status !== "active" && policy.max_container_instances > 0;
+  const version = await loadVersionJudgement(trx, license, policy, r.binding.request.app_version);
   const decision = decide({
     op: r.op,
     now: r.now,
@@ -43,6 +47,7 @@ export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promi
     binding: r.binding,
     device: device ?? null,
     activeContainerCount: needsContainerCount ? await countActiveContainers(trx, license.id) : 0,
+    version,
   });
   const actor = { actor_type: "license" as const, actor_id: license.id, resource_type: "license", resource_id: license.id, request_id: r.requestId, ip_address: r.ip, created_at: r.now };
 
@@ -54,13 +59,13 @@ export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promi
         metadata: { ...bindingSummary(r.binding), max_activations: policy.max_activations, implicit: r.op !== "activate" },
       });
     }
-    return { allowed: false, decision, license, policy };
+    return { allowed: false, decision, license, policy, version };
   }
 
   const validated = r.op === "validate";
   if (decision.binds === "existing" && device) {
     await refreshDevice(trx, device, r.binding, r.ip, r.now);
-    return { allowed: true, decision, license, policy, device };
+    return { allowed: true, decision, license, policy, device, version };
   }
 
   const bound = device ? await reactivateDevice(trx, device, r.binding, r.ip, r.now, validated) : await insertActiveDevice(trx, license.id, r.binding, r.ip, r.now, validated);
@@ -79,5 +84,5 @@ export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promi
     event_type: "license.activated",
     metadata: { device_id: bound.id, implicit: r.op !== "activate", ...bindingSummary(r.binding) },
   });
-  return { allowed: true, decision, license: updated, policy, device: bound };
+  return { allowed: true, decision, license: updated, policy, device: bound, version };
 }

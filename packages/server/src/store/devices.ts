@@ -3,6 +3,7 @@ import type { Binding } from "../domain/binding.js";
 import { newId } from "../ids.js";
 import type { Q } from "./db.js";
 import { iso, parseJsonObject } from "./json.js";
+import { releaseLeasesOf } from "./leases.js";
 import { toPage } from "./pagination.js";
 import type { DeviceRow } from "./schema.js";
 
@@ -150,6 +151,7 @@ export function findLicenseDevice(q: Q, licenseId: string, deviceId: string): Pr
 /** Moves one device to `status`; returns the updated row. */
 export async function setDeviceStatus(q: Q, device: DeviceRow, status: DeviceStatus, now: number): Promise<DeviceRow> {
   await q.updateTable("devices").set({ status, updated_at: now }).where("id", "=", device.id).execute();
+  if (status !== "active") await releaseLeasesOf(q, device.license_id, device.id, now);
   return { ...device, status, updated_at: now };
 }
 
@@ -161,5 +163,6 @@ export async function releaseActiveDevices(q: Q, licenseId: string, status: Excl
     .where("license_id", "=", licenseId)
     .where("status", "=", "active")
     .executeTakeFirst();
+  await releaseLeasesOf(q, licenseId, null, now);
   return Number(res.numUpdatedRows);
 }

@@ -1,6 +1,7 @@
 // Feature assignments on a license (NOTES §7): assign-or-update, remove, and usage reset / top-up.
 // Writes run under the license row lock (the same lock consumption takes), bump the license's
 // entitlement version and record one event; a write that changes nothing records none.
+import type { FeatureAssignment } from "../domain/entitlement.js";
 import { ApiError } from "../http/errors.js";
 import { recordEvent } from "./audit-events.js";
 import type { Q, Tx } from "./db.js";
@@ -61,8 +62,25 @@ export function findAssignment(q: Q, licenseId: string, featureId: string): Prom
   return joined(q, licenseId).where("license_features.feature_id", "=", featureId).executeTakeFirst();
 }
 
-function findAssignmentByCode(q: Q, licenseId: string, code: string): Promise<JoinedRow | undefined> {
+export function findAssignmentByCode(q: Q, licenseId: string, code: string): Promise<JoinedRow | undefined> {
   return joined(q, licenseId).where("features.code", "=", code).executeTakeFirst();
+}
+
+/** What the runtime entitlement shows of every assignment of a license, by feature code (one query). */
+export function listFeatureAssignments(q: Q, licenseId: string): Promise<FeatureAssignment[]> {
+  return q
+    .selectFrom("license_features")
+    .innerJoin("features", "features.id", "license_features.feature_id")
+    .select([
+      "features.code as code",
+      "license_features.enabled as enabled",
+      "license_features.max_consumptions as max_consumptions",
+      "license_features.total_consumptions as total_consumptions",
+      "license_features.expires_at as expires_at",
+    ])
+    .where("license_features.license_id", "=", licenseId)
+    .orderBy("features.code")
+    .execute();
 }
 
 function assertNotRevoked(locked: LockedLicense, what: string): void {

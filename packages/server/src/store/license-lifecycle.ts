@@ -3,6 +3,7 @@ import { LIFECYCLE_EVENT, type LifecycleAction, transition } from "../domain/lic
 import type { EventInput } from "./audit-events.js";
 import { recordEvent } from "./audit-events.js";
 import { type Engine, forUpdate, type Tx } from "./db.js";
+import { releaseActiveDevices } from "./devices.js";
 import type { LicenseRow, PolicyRow } from "./schema.js";
 
 export async function applyLifecycle(
@@ -19,15 +20,7 @@ export async function applyLifecycle(
   if (!changed) return { license, policy };
   const now = event.created_at;
   let released = 0;
-  if (action === "revoke") {
-    const res = await trx
-      .updateTable("devices")
-      .set({ status: "deactivated", updated_at: now })
-      .where("license_id", "=", license.id)
-      .where("status", "=", "active")
-      .executeTakeFirst();
-    released = Number(res.numUpdatedRows);
-  }
+  if (action === "revoke") released = await releaseActiveDevices(trx, license.id, "deactivated", now);
   const updated = await trx
     .updateTable("licenses")
     .set((eb) => ({

@@ -24,6 +24,8 @@ export interface PolicyInput {
   allow_container?: boolean;
   max_transfers?: number;
   duration_days?: number;
+  max_deactivations?: number;
+  deactivation_window_days?: number;
   metadata?: Record<string, unknown>;
 }
 
@@ -46,6 +48,8 @@ export interface PolicyView {
   allow_container: boolean;
   max_transfers: number;
   duration_days?: number;
+  max_deactivations: number;
+  deactivation_window_days: number;
   metadata: Record<string, unknown>;
   created_at: string;
   updated_at: string;
@@ -71,6 +75,8 @@ export function policyView(r: PolicyRow): PolicyView {
     allow_container: r.allow_container === 1,
     max_transfers: r.max_transfers,
     ...(r.duration_days !== null ? { duration_days: r.duration_days } : {}),
+    max_deactivations: r.max_deactivations,
+    deactivation_window_days: r.deactivation_window_days,
     metadata: parseJsonObject(r.metadata),
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
@@ -98,8 +104,8 @@ export async function insertPolicy(q: Q, productId: string, input: PolicyInput, 
     offline_grace_days: input.offline_grace_days ?? d.offline_grace_days,
     allow_vm: bit(input.allow_vm ?? d.allow_vm),
     allow_container: bit(input.allow_container ?? d.allow_container),
-    max_deactivations: d.max_deactivations,
-    deactivation_window_days: d.deactivation_window_days,
+    max_deactivations: input.max_deactivations ?? d.max_deactivations,
+    deactivation_window_days: input.deactivation_window_days ?? d.deactivation_window_days,
     max_transfers: input.max_transfers ?? d.max_transfers,
     duration_days: input.duration_days ?? d.duration_days,
     metadata: JSON.stringify(input.metadata ?? {}),

@@ -1,4 +1,6 @@
 // Product versions: the release catalogue version eligibility is judged against (NOTES §9).
+import { sql } from "kysely";
+import { judgeVersion, type VersionCatalogFacts, type VersionJudgement } from "../domain/version-eligibility.js";
 import { newId } from "../ids.js";
 import type { Q } from "./db.js";
 import { iso, parseJsonObject } from "./json.js";
@@ -55,4 +57,26 @@ export async function listProductVersions(q: Q, productId: string, limit: number
   let qb = q.selectFrom("product_versions").selectAll().where("product_id", "=", productId).orderBy("id", "desc").limit(limit + 1);
   if (before) qb = qb.where("id", "<", before);
   return toPage(await qb.execute(), limit);
+}
+
+/**
+ * What version gating needs to know, in one indexed query: whether the product has a catalogue at
+ * all, and the entry for `appVersion` (matched exactly as sent) if there is one.
+ */
+export async function findVersionCatalogFacts(q: Q, productId: string, appVersion: string | undefined): Promise<VersionCatalogFacts> {
+  let qb = q.selectFrom("product_versions").select(["version", "released_at"]).where("product_id", "=", productId);
+  if (appVersion !== undefined) qb = qb.orderBy(sql`case when version = ${appVersion} then 0 else 1 end`);
+  const row = await qb.limit(1).executeTakeFirst();
+  return { catalogue: row !== undefined, release: row !== undefined && row.version === appVersion ? row : null };
+}
+
+/** Loads the catalogue facts and judges `appVersion` for the license (D2 step 6). */
+export async function loadVersionJudgement(
+  q: Q,
+  license: { product_id: string; expires_at: number | null; maintenance_expires_at: number | null },
+  policy: { license_type: string },
+  appVersion: string | undefined,
+): Promise<VersionJudgement> {
+  const facts = await findVersionCatalogFacts(q, license.product_id, appVersion);
+  return judgeVersion({ appVersion, licenseType: policy.license_type, license, facts });
 }

@@ -59,6 +59,11 @@ export async function startHarness(engine: TestEngine, opts: HarnessOptions = {}
     LICENSEKIT_BOOTSTRAP_TOKEN: ADMIN_TOKEN,
     LICENSEKIT_LOG_LEVEL: "silent",
     LICENSEKIT_DB_POOL_SIZE: "8",
+    // The clock stands still in tests, so buckets never refill: limits high enough for any test's
+    // bursts, yet on (every answer still passes the limiter). test/rate-limit.test.ts sets small ones.
+    LICENSEKIT_RATE_LIMIT_RUNTIME_PER_SECOND: "1000000",
+    LICENSEKIT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: "1000000",
+    LICENSEKIT_RATE_LIMIT_MANAGEMENT_PER_SECOND: "1000000",
     ...opts.env,
   };
   const config = loadConfig(env);
@@ -145,4 +150,30 @@ export async function listen(h: Harness): Promise<string> {
   const addr = h.app.server.address();
   if (!addr || typeof addr === "string") throw new Error("no address");
   return `http://127.0.0.1:${addr.port}`;
+}
+
+/** An answer read over real HTTP. */
+export interface HttpAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: test bodies are inspected field by field
+  json: any;
+}
+
+/** A runtime call over real HTTP (`Authorization: License <key>`), for races and fault tests. */
+export async function postRuntime(base: string, path: string, licenseKey: string, body: unknown, idempotencyKey?: string): Promise<HttpAnswer> {
+  const res = await fetch(base + path, {
+    method: "POST",
+    headers: { authorization: `License ${licenseKey}`, "content-type": "application/json", ...(idempotencyKey ? { "idempotency-key": idempotencyKey } : {}) },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = null;
+  }
+  return { status: res.status, headers: res.headers, text, json };
 }

@@ -46,6 +46,8 @@ export const Policy = Type.Object({
   allow_container: Type.Boolean(),
   max_transfers: Type.Integer(),
   duration_days: Type.Optional(Type.Integer()),
+  max_deactivations: Type.Integer({ description: "D12: client deactivations allowed within deactivation_window_days; 0 = unlimited." }),
+  deactivation_window_days: Type.Integer({ description: "D12: the sliding window, in days, that max_deactivations counts over." }),
   metadata: Metadata,
   created_at: DateTime,
   updated_at: DateTime,
@@ -68,6 +70,9 @@ function policySettings(withDefaults: boolean) {
     allow_vm: Type.Optional(Bool("Default true.")),
     allow_container: Type.Optional(Bool("Default true.")),
     max_transfers: Type.Optional(Int(0, 1_000_000, d("Default 0 (unlimited)."))),
+    // D12: deactivate-then-activate-elsewhere churn limit (management device reset is not counted).
+    max_deactivations: Type.Optional(Int(0, 1_000_000, d("Client deactivations allowed per deactivation_window_days (D12). Default 0 (unlimited)."))),
+    deactivation_window_days: Type.Optional(Int(1, 3650, d("The window max_deactivations counts over, in days (D12). Default 30."))),
     metadata: Type.Optional(Metadata),
   };
 }

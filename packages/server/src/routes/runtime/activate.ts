@@ -4,7 +4,7 @@ import { normalizeBinding } from "../../domain/binding.js";
 import { commitAndRespond } from "../../http/respond.js";
 import { errorResponses, IdempotencyHeader, signedEnvelope } from "../../http/schemas.js";
 import { bindDevice } from "../../store/bindings.js";
-import { entitlementFor } from "./decide.js";
+import { boundEntitlement } from "./decide.js";
 import { deniedOutcome, signedOutcome } from "./respond.js";
 import { RUNTIME_ERRORS, RuntimeBindingRequest, RuntimeEntitlementResponseData } from "./schemas.js";
 
@@ -32,7 +32,7 @@ export const activateRoute: FastifyPluginAsyncTypebox = async (app) => {
         const now = lk.clock.now();
         const r = await bindDevice(trx, lk.store.engine, { licenseId: req.runtime!.license.id, op: "activate", binding, ip: req.ip, requestId: req.id, now });
         if (!r.allowed) return deniedOutcome(req, r.decision);
-        return signedOutcome(req, 200, entitlementFor(r.license, r.policy, r.decision.status, r.device.id, now, binding.request.app_version));
+        return signedOutcome(req, 200, await boundEntitlement(trx, r, now));
       });
     },
   );

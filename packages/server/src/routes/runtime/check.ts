@@ -19,10 +19,10 @@ export const checkRoute: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      const { binding, license, policy, device, decision: d, now } = await decideReadOnly(req, "check");
+      const { license, policy, device, decision: d, now, version } = await decideReadOnly(req, "check");
       if (!d.allow) refuse(req, "check", d);
       if (!device) throw new Error("an allowed check always has a bound device");
-      return sendSigned(req, reply, entitlementFor(license, policy, d.status, device.id, now, binding.request.app_version));
+      return sendSigned(req, reply, await entitlementFor(req.server.lk.store.db, { license, policy, status: d.status, deviceId: device.id, now, version }));
     },
   );
 };

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { commitAndRespond } from "../../http/respond.js";
 import { errorResponses, signedEnvelope } from "../../http/schemas.js";
 import { bindDevice } from "../../store/bindings.js";
-import { decideReadOnly, entitlementFor } from "./decide.js";
+import { boundEntitlement, decideReadOnly, entitlementFor } from "./decide.js";
 import { deniedOutcome, refuse, sendSigned, signedOutcome } from "./respond.js";
 import { RUNTIME_ERRORS, RuntimeBindingRequest, RuntimeEntitlementResponseData } from "./schemas.js";
 
@@ -22,11 +22,10 @@ export const validateRoute: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      const { binding, license, policy, device, decision: d, now } = await decideReadOnly(req, "validate");
-      const appVersion = binding.request.app_version;
+      const { binding, license, policy, device, decision: d, now, version } = await decideReadOnly(req, "validate");
       if (d.allow && d.binds === "existing" && device) {
         app.lk.sideEffects.deviceSeen(device.id, now, true, req.ip);
-        return sendSigned(req, reply, entitlementFor(license, policy, d.status, device.id, now, appVersion));
+        return sendSigned(req, reply, await entitlementFor(app.lk.store.db, { license, policy, status: d.status, deviceId: device.id, now, version }));
       }
       // Denials that do not depend on seat counts are final here; anything about binding a new
       // device is decided again under the license lock.
@@ -34,7 +33,7 @@ export const validateRoute: FastifyPluginAsyncTypebox = async (app) => {
       return commitAndRespond(req, reply, async (trx) => {
         const r = await bindDevice(trx, app.lk.store.engine, { licenseId: license.id, op: "validate", binding, ip: req.ip, requestId: req.id, now });
         if (!r.allowed) return deniedOutcome(req, r.decision);
-        return signedOutcome(req, 200, entitlementFor(r.license, r.policy, r.decision.status, r.device.id, now, appVersion));
+        return signedOutcome(req, 200, await boundEntitlement(trx, r, now));
       });
     },
   );
