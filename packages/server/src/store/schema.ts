@@ -295,6 +295,15 @@ export interface RateLimitBucketsTable {
   updated_at: Millis;
 }
 
+/** Successful runtime calls per license, UTC hour and operation (D7), added up by the batched flush. */
+export interface RuntimeCallCountsTable {
+  license_id: string;
+  /** Epoch ms of the start of the UTC hour. */
+  hour_start: Millis;
+  operation: "validate" | "check";
+  calls: number;
+}
+
 export interface Database {
   settings: SettingsTable;
   api_keys: ApiKeysTable;
@@ -317,6 +326,7 @@ export interface Database {
   floating_leases: FloatingLeasesTable;
   consumption_events: ConsumptionEventsTable;
   rate_limit_buckets: RateLimitBucketsTable;
+  runtime_call_counts: RuntimeCallCountsTable;
 }
 
 export type ApiKeyRow = Selectable<ApiKeysTable>;
@@ -340,3 +350,4 @@ export type LicenseFeatureRow = Selectable<LicenseFeaturesTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type FloatingLeaseRow = Selectable<FloatingLeasesTable>;
 export type ConsumptionEventRow = Selectable<ConsumptionEventsTable>;
+export type RuntimeCallCountRow = Selectable<RuntimeCallCountsTable>;

@@ -1,5 +1,6 @@
-// POST /api/v1/license/check — a fresh signed entitlement that never writes anything (not even
-// validation stamps); an unbound fingerprint is DEVICE_NOT_ACTIVATED.
+// POST /api/v1/license/check — a fresh signed entitlement that changes no state (no binding, no
+// validation stamps); it only adds to the batched hourly call counter (D7). An unbound fingerprint is
+// DEVICE_NOT_ACTIVATED.
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { errorResponses, signedEnvelope } from "../../http/schemas.js";
 import { decideReadOnly, entitlementFor } from "./decide.js";
@@ -22,6 +23,7 @@ export const checkRoute: FastifyPluginAsyncTypebox = async (app) => {
       const { license, policy, device, decision: d, now, version } = await decideReadOnly(req, "check");
       if (!d.allow) refuse(req, "check", d);
       if (!device) throw new Error("an allowed check always has a bound device");
+      req.server.lk.sideEffects.callCounted(license.id, "check", now);
       return sendSigned(req, reply, await entitlementFor(req.server.lk.store.db, { license, policy, status: d.status, deviceId: device.id, now, version }));
     },
   );

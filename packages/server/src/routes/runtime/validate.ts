@@ -25,6 +25,7 @@ export const validateRoute: FastifyPluginAsyncTypebox = async (app) => {
       const { binding, license, policy, device, decision: d, now, version } = await decideReadOnly(req, "validate");
       if (d.allow && d.binds === "existing" && device) {
         app.lk.sideEffects.deviceSeen(device.id, now, true, req.ip);
+        app.lk.sideEffects.callCounted(license.id, "validate", now);
         return sendSigned(req, reply, await entitlementFor(app.lk.store.db, { license, policy, status: d.status, deviceId: device.id, now, version }));
       }
       // Denials that do not depend on seat counts are final here; anything about binding a new
@@ -33,6 +34,7 @@ export const validateRoute: FastifyPluginAsyncTypebox = async (app) => {
       return commitAndRespond(req, reply, async (trx) => {
         const r = await bindDevice(trx, app.lk.store.engine, { licenseId: license.id, op: "validate", binding, ip: req.ip, requestId: req.id, now });
         if (!r.allowed) return deniedOutcome(req, r.decision);
+        app.lk.sideEffects.callCounted(license.id, "validate", now);
         return signedOutcome(req, 200, await boundEntitlement(trx, r, now));
       });
     },

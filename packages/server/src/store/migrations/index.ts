@@ -5,6 +5,7 @@ import type { Engine } from "../db.js";
 import * as m0001 from "./0001_initial.js";
 import * as m0002 from "./0002_management.js";
 import * as m0003 from "./0003_runtime.js";
+import * as m0004 from "./0004_runtime_counters.js";
 
 type EngineMigration = { up(db: Kysely<unknown>, engine: Engine): Promise<void> };
 
@@ -12,6 +13,7 @@ const ORDERED: [string, EngineMigration][] = [
   ["0001_initial", m0001],
   ["0002_management", m0002],
   ["0003_runtime", m0003],
+  ["0004_runtime_counters", m0004],
 ];
 
 export function migrationsFor(engine: Engine): Record<string, Migration> {
