@@ -3,7 +3,7 @@
 // running server over the API belong to packages/cli.)
 import { Command } from "commander";
 import { systemClock } from "./clock.js";
-import { loadConfig } from "./config.js";
+import { type Config, ConfigError, loadConfig } from "./config.js";
 import { Keyring } from "./crypto/signing-keys.js";
 import { serve, startupFailure } from "./main.js";
 import { checkedMasterKey, openMigratedStore } from "./services.js";
@@ -20,10 +20,24 @@ async function run(action: () => Promise<void>): Promise<void> {
 
 const program = new Command("licensekit").description("LicenseKit licensing server").showHelpAfterError();
 
+/** The environment's settings, with `--workers` (when given) in place of LICENSEKIT_WORKERS. */
+function serveConfig(workers: string | undefined): Config {
+  if (workers === undefined) return loadConfig();
+  try {
+    return loadConfig({ ...process.env, LICENSEKIT_WORKERS: workers });
+  } catch (err) {
+    if (err instanceof ConfigError && err.setting === "LICENSEKIT_WORKERS") {
+      throw new ConfigError("--workers", err.message.slice("LICENSEKIT_WORKERS: ".length));
+    }
+    throw err;
+  }
+}
+
 program
   .command("serve")
   .description("start the HTTP server (applies migrations first)")
-  .action(() => run(() => serve(loadConfig())));
+  .option("-w, --workers <n>", "worker processes sharing the port (1..64; default LICENSEKIT_WORKERS or 1)")
+  .action((opts: { workers?: string }) => run(() => serve(serveConfig(opts.workers))));
 
 program
   .command("migrate")

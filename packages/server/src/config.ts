@@ -27,6 +27,8 @@ export interface Config {
   /** Lets webhook endpoint URLs point at loopback, private and link-local addresses (D6). */
   webhookAllowPrivate: boolean;
   rateLimits: RateLimitConfig;
+  /** Worker processes of `serve` (node:cluster); 1 serves from the started process itself. */
+  workers: number;
 }
 
 /** D10 limits; 0 turns a limit off. */
@@ -69,7 +71,8 @@ export const SETTINGS = [
   ["LICENSEKIT_RATE_LIMIT_RUNTIME_BURST", "twice the per-second rate (40)", "most runtime calls one license may make at once before the per-second rate applies"],
   ["LICENSEKIT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", "30", "failed authentications (401) per minute per client IP, on management and runtime routes; past it every attempt from that IP is 429 until the bucket refills; 0 turns the limit off"],
   ["LICENSEKIT_RATE_LIMIT_MANAGEMENT_PER_SECOND", "50", "management calls per second per token (burst of the same size); 0 turns the limit off"],
-  ["LICENSEKIT_RATE_LIMIT_STORE", "memory on SQLite, database on PostgreSQL", "memory (this process only) or database (the rate_limit_buckets table, shared by every process on the database)"],
+  ["LICENSEKIT_RATE_LIMIT_STORE", "memory on SQLite with one worker, else database", "memory (this process only) or database (the rate_limit_buckets table, shared by every process on the database)"],
+  ["LICENSEKIT_WORKERS", "1", "worker processes `serve` starts (1..64, node:cluster, sharing one port); `serve --workers N` overrides it. 1 serves from the started process itself"],
 ] as const;
 
 type Env = Record<string, string | undefined>;
@@ -121,6 +124,9 @@ export function parseMasterKey(raw: string, setting = "LICENSEKIT_MASTER_KEY"): 
   throw new ConfigError(setting, "must be 32 bytes written as 64 hex characters or base64");
 }
 
+/** Upper bound of LICENSEKIT_WORKERS / `serve --workers`. */
+export const MAX_WORKERS = 64;
+
 const LOG_LEVELS: LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 export const BOOTSTRAP_TOKEN_PATTERN = /^lkm_[A-Za-z0-9]{20,200}$/;
 
@@ -150,6 +156,11 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("LICENSEKIT_LOG_LEVEL", `must be one of ${LOG_LEVELS.join(", ")}, got "${level}"`);
   }
 
+  const workers = intSetting(env, "LICENSEKIT_WORKERS", 1, 1, MAX_WORKERS);
+  if (workers > 1 && database.engine === "sqlite" && database.file === ":memory:") {
+    throw new ConfigError("LICENSEKIT_WORKERS", "several workers need a database they can share; sqlite::memory: belongs to one process");
+  }
+
   const proxiesRaw = (env.LICENSEKIT_TRUSTED_PROXIES ?? "").trim();
   const trustedProxies = proxiesRaw ? proxiesRaw.split(",").map((s) => s.trim()).filter(Boolean) : [];
   for (const p of trustedProxies) {
@@ -170,17 +181,20 @@ export function loadConfig(env: Env = process.env): Config {
     keyRefreshSeconds: intSetting(env, "LICENSEKIT_KEY_REFRESH_SECONDS", 10, 1, 3600),
     sideEffectFlushMs: intSetting(env, "LICENSEKIT_SIDE_EFFECT_FLUSH_MS", 2000, 10, 600000),
     webhookAllowPrivate: boolSetting(env, "LICENSEKIT_WEBHOOK_ALLOW_PRIVATE", false),
-    rateLimits: parseRateLimits(env, database),
+    rateLimits: parseRateLimits(env, database, workers),
+    workers,
   };
 }
 
 const RATE_MAX = 1_000_000;
 
-function parseRateLimits(env: Env, database: DatabaseConfig): RateLimitConfig {
+function parseRateLimits(env: Env, database: DatabaseConfig, workers: number): RateLimitConfig {
   const runtimePerSecond = intSetting(env, "LICENSEKIT_RATE_LIMIT_RUNTIME_PER_SECOND", 20, 0, RATE_MAX);
   const storeName = "LICENSEKIT_RATE_LIMIT_STORE";
   const storeRaw = (env[storeName] ?? "").trim().toLowerCase();
-  const store = storeRaw === "" ? (database.engine === "postgres" ? "database" : "memory") : storeRaw;
+  // In memory every process keeps its own buckets, so N workers would allow N times the limit:
+  // the database store is the shared one, and the default wherever more than one process serves.
+  const store = storeRaw === "" ? (database.engine === "sqlite" && workers === 1 ? "memory" : "database") : storeRaw;
   if (store !== "memory" && store !== "database") throw new ConfigError(storeName, `must be memory or database, got "${env[storeName]}"`);
   return {
     runtimePerSecond,

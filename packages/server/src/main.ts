@@ -1,10 +1,19 @@
 // Process entry for `licensekit serve`: config → services → app → listen; graceful shutdown on
 // SIGTERM/SIGINT (in-flight requests finish, batched stamps are flushed, the database is closed).
+// With more than one worker this process is the cluster primary (cluster.ts), and each worker it
+// forks comes back here to serve.
+import cluster from "node:cluster";
 import { buildApp, startBackgroundWork } from "./app.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createServices, StartupError } from "./services.js";
 
 export async function serve(config: Config): Promise<void> {
+  if (config.workers > 1 && cluster.isPrimary) {
+    const { servePrimary } = await import("./cluster.js");
+    return servePrimary(config);
+  }
+  // A worker finds the database migrated and bootstrapped by the primary; the primary announces.
+  const worker = cluster.isWorker && config.workers > 1;
   const { services, bootstrap } = await createServices(config);
   const app = await buildApp(services);
   startBackgroundWork(app);
@@ -13,11 +22,10 @@ export async function serve(config: Config): Promise<void> {
   const port = typeof address === "object" && address ? address.port : config.port;
   app.log.info({ host: config.host, port, database: config.database.engine, kid: services.keyring.activeKid }, "licensekit listening");
 
-  if (bootstrap.outcome === "created" && bootstrap.generated) {
-    // Printed once, to stdout only, never logged: this is the only time the token is visible.
-    process.stdout.write(
-      `\nLicenseKit bootstrap admin token (shown once, store it now):\n\n  ${bootstrap.token}\n\nUse it as: Authorization: Bearer <token>\n\n`,
-    );
+  if (worker) {
+    // the primary prints the token (or the warning) once for the whole cluster
+  } else if (bootstrap.outcome === "created" && bootstrap.generated) {
+    printBootstrapToken(bootstrap.token);
   } else if (bootstrap.outcome === "already_done" && bootstrap.configuredTokenKnown === false) {
     app.log.warn("LICENSEKIT_BOOTSTRAP_TOKEN is ignored: this database was bootstrapped before with another token");
   }
@@ -42,6 +50,13 @@ export async function serve(config: Config): Promise<void> {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+  // A worker whose primary is gone (even killed) stops too, the same graceful way.
+  if (worker) process.on("disconnect", () => shutdown("disconnect"));
+}
+
+/** Printed once, to stdout only, never logged: this is the only time the token is visible. */
+export function printBootstrapToken(token: string): void {
+  process.stdout.write(`\nLicenseKit bootstrap admin token (shown once, store it now):\n\n  ${token}\n\nUse it as: Authorization: Bearer <token>\n\n`);
 }
 
 /** Prints a one-line reason for a start-up failure and returns the exit code. */
