@@ -1,0 +1,435 @@
+// `npm run bench` (issue 8): seeds a fresh database, starts the server the README way
+// (`node packages/server/dist/cli.js serve`) as a separate process, loads each endpoint with
+// autocannon from this process, loads the bare baseline (bench/baseline.ts, its own process) with the
+// same settings, prints a table and writes bench/results/<ISO date>.json. Never part of `npm test`.
+//
+//   npm run bench                                  SQLite, 10,000 licenses, every endpoint, 10 s each, 64 connections
+//   LICENSEKIT_BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/lk_bench npm run bench   + PostgreSQL (db created and dropped)
+//   npm run bench -- --licenses 1000000 --only validate     the big variant
+//   npm run bench -- --workers 2                   `serve --workers 2`
+//   npm run bench -- --only validate --profile      server under --cpu-prof; summary via bench/profile-summary.ts
+// Other flags: --duration <s>, --connections <n>, --engines sqlite,postgres, --label <text>.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import net from "node:net";
+import { parseArgs } from "node:util";
+import autocannon from "autocannon";
+import pg from "pg";
+import type { DatabaseConfig } from "../packages/server/src/config.js";
+import { type Seeded, type SeededLicense, seed } from "./seed.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const serverDir = path.join(root, "packages/server");
+const cli = path.join(serverDir, "dist/cli.js");
+
+const { values: opts } = parseArgs({
+  options: {
+    licenses: { type: "string", default: "10000" },
+    duration: { type: "string", default: "10" },
+    connections: { type: "string", default: "64" },
+    workers: { type: "string" },
+    engines: { type: "string" },
+    only: { type: "string" },
+    profile: { type: "boolean", default: false },
+    label: { type: "string" },
+  },
+});
+const LICENSES = Number(opts.licenses);
+const DURATION = Number(opts.duration);
+const CONNECTIONS = Number(opts.connections);
+const WORKERS = opts.workers === undefined ? undefined : Number(opts.workers);
+const PG_URL = process.env.LICENSEKIT_BENCH_PG_URL;
+const ENGINES = (opts.engines ?? (PG_URL ? "sqlite,postgres" : "sqlite")).split(",") as ("sqlite" | "postgres")[];
+const MASTER_KEY = "6c6b2d62656e63682d6d61737465722d6b65792d666f722d62656e636821212121".slice(0, 64);
+const TOKEN = "lkm_BenchBenchBenchBenchBenchBenchBench0001";
+const SERVER_PORT = await freePort();
+const BASELINE_PORT = await freePort();
+const RUN_TAG = Date.now().toString(36);
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+if (!Number.isInteger(LICENSES) || LICENSES < 10) throw new Error("--licenses: a whole number ≥ 10");
+if (ENGINES.includes("postgres") && !PG_URL) throw new Error("--engines postgres needs LICENSEKIT_BENCH_PG_URL");
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// build (the same staleness rule as scripts/start.mjs; a failed build keeps an existing dist/)
+
+function newest(dir: string): number {
+  let latest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    latest = Math.max(latest, e.isDirectory() ? newest(p) : fs.statSync(p).mtimeMs);
+  }
+  return latest;
+}
+function buildIfNeeded(): void {
+  const built = fs.existsSync(cli) ? fs.statSync(cli).mtimeMs : 0;
+  if (built >= newest(path.join(serverDir, "src"))) return;
+  log("bench: building the server (dist/ is missing or stale)...");
+  const r = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"], { cwd: serverDir, stdio: "inherit" });
+  if (r.status !== 0) {
+    if (!fs.existsSync(cli)) throw new Error("the server build failed");
+    log("bench: WARNING the build failed; using the existing dist/");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitReady(url: string, child: ChildProcess, timeoutMs = 120_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${url}: not ready after ${timeoutMs} ms`);
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const done = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await Promise.race([done, sleep(30_000)]);
+  if (child.exitCode === null) child.kill("SIGKILL");
+}
+
+function serverEnv(databaseUrl: string, dataDir: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    LICENSEKIT_DATABASE_URL: databaseUrl,
+    LICENSEKIT_DATA_DIR: dataDir,
+    LICENSEKIT_MASTER_KEY: MASTER_KEY,
+    LICENSEKIT_BOOTSTRAP_TOKEN: TOKEN,
+    LICENSEKIT_HOST: "127.0.0.1",
+    LICENSEKIT_PORT: String(SERVER_PORT),
+    LICENSEKIT_LOG_LEVEL: "warn",
+    LICENSEKIT_RATE_LIMIT_RUNTIME_PER_SECOND: "0",
+    LICENSEKIT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: "0",
+    LICENSEKIT_RATE_LIMIT_MANAGEMENT_PER_SECOND: "0",
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// load
+
+interface Row {
+  engine: string;
+  workers: number;
+  licenses: number;
+  endpoint: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  statusCodes: Record<string, number>;
+  total: number;
+  ratio?: number;
+  p99Ratio?: number;
+}
+
+interface Scenario {
+  name: string;
+  path: string;
+  method?: "GET" | "POST";
+  /** Returns headers and body for the i-th request. */
+  make: (i: number) => { headers: Record<string, string>; body?: string };
+}
+
+function scenarios(s: Seeded, suffix: string): Scenario[] {
+  const L = s.licenses;
+  const half = Math.floor(L.length / 2);
+  const leased = L.filter((l) => l.leaseToken);
+  const pick = (i: number) => L[i % L.length]!;
+  const lic = (l: SeededLicense, extra: Record<string, string> = {}) => ({
+    authorization: `License ${l.key}`,
+    "content-type": "application/json",
+    ...extra,
+  });
+  const idem = (name: string, i: number) => ({ "idempotency-key": `${RUN_TAG}-${suffix}-${name}-${i}` });
+  const bound = (l: SeededLicense) => JSON.stringify({ fingerprint: l.fingerprint });
+  return [
+    { name: "validate", path: "/api/v1/license/validate", make: (i) => ({ headers: lic(pick(i)), body: bound(pick(i)) }) },
+    { name: "check", path: "/api/v1/license/check", make: (i) => ({ headers: lic(pick(i)), body: bound(pick(i)) }) },
+    {
+      name: "activate (spread)",
+      path: "/api/v1/license/activate",
+      make: (i) => ({ headers: lic(pick(i), idem("act", i)), body: JSON.stringify({ fingerprint: `act-${RUN_TAG}-${suffix}-${i}`, hostname: "bench" }) }),
+    },
+    {
+      name: "activate (hot license)",
+      path: "/api/v1/license/activate",
+      make: (i) => ({ headers: lic(s.hot, idem("acthot", i)), body: JSON.stringify({ fingerprint: `hot-${RUN_TAG}-${suffix}-${i}`, hostname: "bench" }) }),
+    },
+    {
+      name: "consume (spread)",
+      path: "/api/v1/license/consume",
+      make: (i) => ({
+        headers: lic(pick(i), idem("con", i)),
+        body: JSON.stringify({ fingerprint: pick(i).fingerprint, feature_code: s.featureCode, amount: 1, event_id: `${RUN_TAG}-${suffix}-c${i}` }),
+      }),
+    },
+    {
+      name: "consume (hot license)",
+      path: "/api/v1/license/consume",
+      make: (i) => ({
+        headers: lic(s.hot, idem("conhot", i)),
+        body: JSON.stringify({ fingerprint: s.hot.fingerprint, feature_code: s.featureCode, amount: 1, event_id: `${RUN_TAG}-${suffix}-h${i}` }),
+      }),
+    },
+    {
+      name: "floating heartbeat",
+      path: "/api/v1/license/floating/heartbeat",
+      make: (i) => {
+        const l = leased[i % leased.length]!;
+        return { headers: lic(l), body: JSON.stringify({ lease_token: l.leaseToken }) };
+      },
+    },
+    {
+      name: "floating checkout",
+      path: "/api/v1/license/floating/checkout",
+      make: (i) => {
+        const l = L[half + (i % (L.length - half))]!;
+        return { headers: lic(l, idem("co", i)), body: bound(l) };
+      },
+    },
+    {
+      name: "GET /licenses/{id}",
+      path: "/api/v1/licenses/",
+      method: "GET",
+      make: (i) => ({ headers: { authorization: `Bearer ${TOKEN}`, "x-bench-path": `/api/v1/licenses/${pick(i).id}` } }),
+    },
+  ];
+}
+
+async function smoke(port: number, sc: Scenario): Promise<void> {
+  const { headers, body } = sc.make(0);
+  const p = headers["x-bench-path"] ?? sc.path;
+  const h = { ...headers };
+  delete h["x-bench-path"];
+  if (h["idempotency-key"]) h["idempotency-key"] += "-smoke";
+  const r = await fetch(`http://127.0.0.1:${port}${p}`, { method: sc.method ?? "POST", headers: h, body });
+  const text = await r.text();
+  if (!r.ok) log(`  smoke ${sc.name}: HTTP ${r.status} ${text.slice(0, 300)}`);
+}
+
+async function load(port: number, sc: Scenario): Promise<Omit<Row, "engine" | "workers" | "licenses">> {
+  let n = 0;
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    requests: [
+      {
+        method: sc.method ?? "POST",
+        path: sc.path,
+        setupRequest: (req) => {
+          const { headers, body } = sc.make(n++);
+          const p = headers["x-bench-path"];
+          if (p) {
+            const h = { ...headers };
+            delete h["x-bench-path"];
+            return { ...req, path: p, headers: h };
+          }
+          return { ...req, headers, body };
+        },
+      },
+    ],
+  });
+  const statusCodes: Record<string, number> = {};
+  const stats = (result as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats ?? {};
+  for (const [code, v] of Object.entries(stats)) statusCodes[code] = v.count;
+  return {
+    endpoint: sc.name,
+    rps: Math.round(result.requests.average),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    non2xx: result.non2xx,
+    statusCodes,
+    total: result.requests.total,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// databases
+
+async function pgAdmin<T>(fn: (c: pg.Client, db: string) => Promise<T>): Promise<T> {
+  const u = new URL(PG_URL!);
+  const db = u.pathname.slice(1);
+  if (!/^[a-z_][a-z0-9_]*$/.test(db)) throw new Error("LICENSEKIT_BENCH_PG_URL: the database name must be [a-z0-9_]");
+  u.pathname = "/postgres";
+  const c = new pg.Client({ connectionString: u.toString() });
+  await c.connect();
+  try {
+    return await fn(c, db);
+  } finally {
+    await c.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// one engine: fresh database, seed, baseline, server, every scenario
+
+async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Record<string, unknown>): Promise<void> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `lk-bench-${engine}-`));
+  let database: DatabaseConfig;
+  if (engine === "sqlite") {
+    const file = path.join(dataDir, "lk.db");
+    database = { engine, url: `sqlite:${file}`, file };
+  } else {
+    await pgAdmin(async (c, db) => {
+      await c.query(`drop database if exists ${db} with (force)`);
+      await c.query(`create database ${db}`);
+    });
+    database = { engine, url: PG_URL!, poolSize: 10 };
+  }
+  const env = serverEnv(database.url, dataDir);
+  const children: ChildProcess[] = [];
+  try {
+    const m = spawnSync(process.execPath, [cli, "migrate"], { env, encoding: "utf8" });
+    if (m.status !== 0) throw new Error(`migrate failed: ${m.stderr}`);
+    log(`[${engine}] seeding ${LICENSES.toLocaleString("en")} licenses...`);
+    const seeded = await seed(database, Buffer.from(MASTER_KEY, "hex"), LICENSES, Math.min(10_000, Math.floor(LICENSES / 2)), log);
+    log(`[${engine}] seeded in ${(seeded.seedMs / 1000).toFixed(1)} s`);
+    meta[`seed_ms_${engine}`] = seeded.seedMs;
+
+    const only = opts.only?.split(",").map((s) => s.trim());
+    const wanted = (name: string) => !only || only.some((o) => name.startsWith(o));
+
+    // the bare baseline, same tool and settings
+    const keysFile = path.join(dataDir, "keys.tsv");
+    fs.writeFileSync(keysFile, seeded.licenses.map((l) => `${l.key}\t${l.id}\t${l.deviceId}\t${l.fingerprint}\n`).join(""));
+    const base = spawn(process.execPath, ["--import", "tsx", path.join(root, "bench/baseline.ts")], {
+      env: { ...process.env, BASELINE_PORT: String(BASELINE_PORT), BASELINE_MASTER_KEY: MASTER_KEY, BASELINE_KEYS_FILE: keysFile, BASELINE_EXPIRES_AT: String(seeded.expiresAt) },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    children.push(base);
+    await waitBaseline(base);
+    const baseSc: Scenario = {
+      name: "baseline (node:http)",
+      path: "/validate",
+      make: (i) => {
+        const l = seeded.licenses[i % seeded.licenses.length]!;
+        return { headers: { authorization: `License ${l.key}`, "content-type": "application/json" }, body: JSON.stringify({ fingerprint: l.fingerprint }) };
+      },
+    };
+    await smoke(BASELINE_PORT, baseSc);
+    log(`[${engine}] load: ${baseSc.name}`);
+    const baseline = { engine, workers: WORKERS ?? 1, licenses: LICENSES, ...(await load(BASELINE_PORT, baseSc)) };
+    rows.push(baseline);
+    await stop(base);
+
+    // the server, the README way
+    const nodeArgs = opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${path.join(root, "bench/results/profiles")}`] : [];
+    const serveArgs = WORKERS !== undefined ? ["serve", "--workers", String(WORKERS)] : ["serve"];
+    const server = spawn(process.execPath, [...nodeArgs, cli, ...serveArgs], { env, stdio: ["ignore", "inherit", "inherit"] });
+    children.push(server);
+    await waitReady(`http://127.0.0.1:${SERVER_PORT}/readyz`, server);
+    for (const sc of scenarios(seeded, `${engine}${WORKERS ?? 1}`)) {
+      if (!wanted(sc.name)) continue;
+      await smoke(SERVER_PORT, sc);
+      log(`[${engine}] load: ${sc.name}`);
+      const r = await load(SERVER_PORT, sc);
+      rows.push({
+        engine,
+        workers: WORKERS ?? 1,
+        licenses: LICENSES,
+        ...r,
+        ratio: round(r.rps / baseline.rps),
+        p99Ratio: round(r.p99 / Math.max(1, baseline.p99)),
+      });
+    }
+    await stop(server);
+  } finally {
+    for (const c of children) await stop(c);
+    if (engine === "postgres") await pgAdmin((c, db) => c.query(`drop database if exists ${db} with (force)`)).catch((e) => log(`drop failed: ${e}`));
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function waitBaseline(child: ChildProcess): Promise<void> {
+  const until = Date.now() + 120_000;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`baseline exited with ${child.exitCode}`);
+    try {
+      await fetch(`http://127.0.0.1:${BASELINE_PORT}/`, { method: "POST", body: "{}" });
+      return;
+    } catch {
+      await sleep(100);
+    }
+  }
+  throw new Error("baseline not ready");
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;
+
+function table(rows: Row[]): string {
+  const head = ["engine", "workers", "licenses", "endpoint", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx", "ratio", "p99 ratio"];
+  const body = rows.map((r) => [
+    r.engine,
+    String(r.workers),
+    r.licenses.toLocaleString("en"),
+    r.endpoint,
+    r.rps.toLocaleString("en"),
+    String(r.p50),
+    String(r.p99),
+    String(r.errors + r.timeouts),
+    r.non2xx === 0 ? "0" : `${r.non2xx} (${Object.entries(r.statusCodes).filter(([c]) => !c.startsWith("2")).map(([c, n]) => `${c}×${n}`).join(" ")})`,
+    r.ratio === undefined ? "1.00" : r.ratio.toFixed(2),
+    r.p99Ratio === undefined ? "1.00" : r.p99Ratio.toFixed(2),
+  ]);
+  const lines = [head, ...body];
+  const md = lines.map((l) => `| ${l.join(" | ")} |`);
+  md.splice(1, 0, `|${head.map(() => "---").join("|")}|`);
+  return md.join("\n");
+}
+
+async function main(): Promise<void> {
+  buildIfNeeded();
+  fs.mkdirSync(path.join(root, "bench/results"), { recursive: true });
+  const started = new Date();
+  const meta: Record<string, unknown> = {
+    date: started.toISOString(),
+    label: opts.label ?? null,
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpus: os.cpus().map((c) => c.model),
+    cpu_count: os.cpus().length,
+    memory_gb: Math.round(os.totalmem() / 2 ** 30),
+    loadavg_at_start: os.loadavg().map(round),
+    settings: { licenses: LICENSES, duration_s: DURATION, connections: CONNECTIONS, workers: WORKERS ?? 1, engines: ENGINES, only: opts.only ?? null, profile: opts.profile },
+    tool: "autocannon 9, in the bench process; server and baseline are separate processes",
+  };
+  const rows: Row[] = [];
+  for (const engine of ENGINES) await runEngine(engine, rows, meta);
+  meta.loadavg_at_end = os.loadavg().map(round);
+  const out = path.join(root, "bench/results", `${started.toISOString().replace(/[:.]/g, "-")}.json`);
+  fs.writeFileSync(out, `${JSON.stringify({ meta, rows }, null, 2)}\n`);
+  process.stdout.write(`\nload average at start ${JSON.stringify(meta.loadavg_at_start)}, at end ${JSON.stringify(meta.loadavg_at_end)}\n${table(rows)}\n\nwritten: ${path.relative(root, out)}\n`);
+}
+
+await main();
