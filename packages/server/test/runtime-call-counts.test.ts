@@ -241,6 +241,42 @@ for (const engine of ENGINES) {
       assert.equal(se.pending, 0);
     });
 
+    it("a large flush is written in chunks: a failing chunk keeps what committed before it and puts the rest back, once", async () => {
+      toNextHour(5);
+      const hour = hourStart(h.clock.now());
+      // 1,200 distinct keys → three count chunks (500, 500, 200); the second transaction fails once.
+      let transactions = 0;
+      const flaky = {
+        ...h.lk.store,
+        db: {
+          transaction: () => ({
+            execute: (fn: (trx: Tx) => Promise<unknown>) =>
+              h.lk.store.db.transaction().execute(async (trx) => {
+                const out = await fn(trx);
+                if (++transactions === 2) throw new Error("commit failed");
+                return out;
+              }),
+          }),
+        },
+      } as unknown as Store;
+      const results: string[] = [];
+      const se = new SideEffects(flaky, (result) => results.push(result), { maxCountKeys: 100_000 });
+      const ids = Array.from({ length: 1200 }, (_, i) => `lic_chunk${String(i).padStart(5, "0")}`);
+      for (const id of ids) se.callCounted(id, "validate", h.clock.now());
+      const rows = () =>
+        h.lk.store.db.selectFrom("runtime_call_counts").select(["license_id", "calls"]).where("license_id", "like", "lic_chunk%").where("hour_start", "=", hour).execute();
+      await se.flush();
+      assert.deepEqual(results, ["error"]);
+      assert.equal((await rows()).length, 500, "the first chunk committed");
+      assert.equal(se.pending, 700, "the failed chunk and the one after it are kept");
+      await se.flush();
+      assert.deepEqual(results, ["error", "ok"]);
+      const all = await rows();
+      assert.equal(all.length, 1200);
+      assert.ok(all.every((r) => Number(r.calls) === 1), "every count written exactly once");
+      assert.equal(se.pending, 0);
+    });
+
     it("past the cap on distinct keys the counts are flushed early, not dropped", async () => {
       toNextHour(0);
       const lic = await issueLicense(h);

@@ -24,6 +24,8 @@ interface CallCount {
 
 /** Distinct (license, hour, operation) keys held before a flush is started early (nothing is dropped). */
 const DEFAULT_MAX_COUNT_KEYS = 10_000;
+/** Stamps or events per flush transaction: short enough that requests run between chunks. */
+const FLUSH_CHUNK = 250;
 /** Rows per multi-row upsert: 4 parameters each, far below either engine's parameter limit. */
 const COUNT_ROWS_PER_STATEMENT = 500;
 
@@ -108,58 +110,80 @@ export class SideEffects {
     await this.#flushing;
   }
 
+  /**
+   * Writes what was collected in chunks, one short transaction each, yielding to the event loop
+   * between them: better-sqlite3 runs statements synchronously, so one transaction holding thousands
+   * of stamps would stall every request for its whole duration. A chunk that fails is put back, with
+   * every chunk after it, for the next flush; chunks already committed stay written (each item is
+   * written exactly once either way).
+   */
   async #write(): Promise<void> {
-    const apiKeys = this.#apiKeys;
-    const devices = this.#devices;
+    const chunks = this.#takeChunks();
+    for (let i = 0; i < chunks.length; i++) {
+      try {
+        await this.store.db.transaction().execute((trx) => chunks[i]!.write(trx));
+      } catch (err) {
+        for (const c of chunks.slice(i)) c.putBack();
+        this.onFlush("error", err);
+        return;
+      }
+      if (i < chunks.length - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    this.onFlush("ok");
+  }
+
+  /** Empties the buffers into chunks of at most FLUSH_CHUNK items, each able to write or put itself back. */
+  #takeChunks(): FlushChunk[] {
+    const apiKeys = [...this.#apiKeys];
+    const devices = [...this.#devices];
     const events = this.#events;
-    const counts = this.#counts;
+    // Key order, so two processes upserting the same counts lock them in the same order (no deadlock).
+    const counts = [...this.#counts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, c]) => c);
     this.#apiKeys = new Map();
     this.#devices = new Map();
     this.#events = [];
     this.#counts = new Map();
-    try {
-      await this.store.db.transaction().execute(async (trx) => {
-        for (const [id, at] of apiKeys) {
-          await trx
-            .updateTable("api_keys")
-            .set({ last_used_at: at })
-            .where("id", "=", id)
-            .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", at)]))
-            .execute();
-        }
-        for (const [id, s] of devices) {
-          await trx
-            .updateTable("devices")
-            .set({ last_seen_at: s.seenAt, ...(s.ip ? { ip_address: s.ip } : {}) })
-            .where("id", "=", id)
-            .where("last_seen_at", "<", s.seenAt)
-            .execute();
-          if (s.validatedAt !== null) {
-            const at = s.validatedAt;
-            await trx
-              .updateTable("devices")
-              .set({ last_validated_at: at })
-              .where("id", "=", id)
-              .where((eb) => eb.or([eb("last_validated_at", "is", null), eb("last_validated_at", "<", at)]))
-              .execute();
-          }
-        }
-        await addCallCounts(trx, counts);
-        for (const e of events) await recordEvent(trx, e);
+    const chunks: FlushChunk[] = [];
+    for (const part of slices(apiKeys, FLUSH_CHUNK)) {
+      chunks.push({
+        write: (trx) => writeApiKeyStamps(trx, part),
+        putBack: () => {
+          for (const [id, at] of part) this.apiKeyUsed(id, at);
+        },
       });
-      this.onFlush("ok");
-    } catch (err) {
-      // Put the stamps back (newest wins) so the next flush retries them.
-      for (const [id, at] of apiKeys) this.apiKeyUsed(id, at);
-      for (const [id, s] of devices) {
-        this.deviceSeen(id, s.seenAt, false, s.ip);
-        if (s.validatedAt !== null) this.deviceSeen(id, s.validatedAt, true, s.ip);
-      }
-      for (const e of events) this.event(e);
-      // Counts are added back to whatever arrived meanwhile (the transaction wrote none of them).
-      for (const c of counts.values()) this.#addBack(c);
-      this.onFlush("error", err);
     }
+    for (const part of slices(devices, FLUSH_CHUNK)) {
+      chunks.push({
+        write: (trx) => writeDeviceStamps(trx, part),
+        // Newest wins when put back next to stamps that arrived meanwhile.
+        putBack: () => {
+          for (const [id, st] of part) {
+            this.deviceSeen(id, st.seenAt, false, st.ip);
+            if (st.validatedAt !== null) this.deviceSeen(id, st.validatedAt, true, st.ip);
+          }
+        },
+      });
+    }
+    for (const part of slices(counts, COUNT_ROWS_PER_STATEMENT)) {
+      chunks.push({
+        write: (trx) => addCallCounts(trx, part),
+        // Added back to whatever arrived meanwhile (the failed transaction wrote none of them).
+        putBack: () => {
+          for (const c of part) this.#addBack(c);
+        },
+      });
+    }
+    for (const part of slices(events, FLUSH_CHUNK)) {
+      chunks.push({
+        write: async (trx) => {
+          for (const e of part) await recordEvent(trx, e);
+        },
+        putBack: () => {
+          for (const e of part) this.event(e);
+        },
+      });
+    }
+    return chunks;
   }
 
   #addBack(c: CallCount): void {
@@ -170,22 +194,58 @@ export class SideEffects {
   }
 }
 
-/**
- * Adds the counts to runtime_call_counts: multi-row upserts that add to an existing row, so flushes
- * of several processes on one database sum up. Rows go in key order, so two processes upserting the
- * same keys at once lock them in the same order (no deadlock on PostgreSQL).
- */
-async function addCallCounts(trx: Tx, counts: Map<string, CallCount>): Promise<void> {
-  const rows = [...counts.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([, c]) => ({ license_id: c.licenseId, hour_start: c.hourStart, operation: c.operation, calls: c.calls }));
-  for (let i = 0; i < rows.length; i += COUNT_ROWS_PER_STATEMENT) {
+interface FlushChunk {
+  write(trx: Tx): Promise<void>;
+  putBack(): void;
+}
+
+function* slices<T>(items: T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
+
+async function writeApiKeyStamps(trx: Tx, stamps: [string, number][]): Promise<void> {
+  for (const [id, at] of stamps) {
     await trx
-      .insertInto("runtime_call_counts")
-      .values(rows.slice(i, i + COUNT_ROWS_PER_STATEMENT))
-      .onConflict((oc) =>
-        oc.columns(["license_id", "hour_start", "operation"]).doUpdateSet((eb) => ({ calls: eb("runtime_call_counts.calls", "+", eb.ref("excluded.calls")) })),
-      )
+      .updateTable("api_keys")
+      .set({ last_used_at: at })
+      .where("id", "=", id)
+      .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", at)]))
       .execute();
   }
+}
+
+async function writeDeviceStamps(trx: Tx, stamps: [string, DeviceStamp][]): Promise<void> {
+  for (const [id, s] of stamps) {
+    await trx
+      .updateTable("devices")
+      .set({ last_seen_at: s.seenAt, ...(s.ip ? { ip_address: s.ip } : {}) })
+      .where("id", "=", id)
+      .where("last_seen_at", "<", s.seenAt)
+      .execute();
+    if (s.validatedAt !== null) {
+      const at = s.validatedAt;
+      await trx
+        .updateTable("devices")
+        .set({ last_validated_at: at })
+        .where("id", "=", id)
+        .where((eb) => eb.or([eb("last_validated_at", "is", null), eb("last_validated_at", "<", at)]))
+        .execute();
+    }
+  }
+}
+
+/**
+ * Adds counts (one statement of at most COUNT_ROWS_PER_STATEMENT rows) to runtime_call_counts: a
+ * multi-row upsert that adds to an existing row, so flushes of several processes on one database
+ * sum up.
+ */
+async function addCallCounts(trx: Tx, counts: CallCount[]): Promise<void> {
+  if (counts.length === 0) return;
+  await trx
+    .insertInto("runtime_call_counts")
+    .values(counts.map((c) => ({ license_id: c.licenseId, hour_start: c.hourStart, operation: c.operation, calls: c.calls })))
+    .onConflict((oc) =>
+      oc.columns(["license_id", "hour_start", "operation"]).doUpdateSet((eb) => ({ calls: eb("runtime_call_counts.calls", "+", eb.ref("excluded.calls")) })),
+    )
+    .execute();
 }
