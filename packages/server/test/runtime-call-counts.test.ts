@@ -198,25 +198,31 @@ for (const engine of ENGINES) {
       );
     });
 
-    it("a failed flush loses no counts: they are written by the next flush, once", async () => {
-      toNextHour(25);
-      const lic = await issueLicense(h);
-      const hour = hourStart(h.clock.now());
-      // The transaction runs every statement and is then rolled back, as when the commit fails.
-      let fail = true;
-      const flaky = {
+    /**
+     * The harness store, except that a transaction runs every statement and is then rolled back
+     * (as when the commit fails) whenever `fails()` says so.
+     */
+    const storeFailingCommitWhen = (fails: () => boolean): Store =>
+      ({
         ...h.lk.store,
         db: {
           transaction: () => ({
             execute: (fn: (trx: Tx) => Promise<unknown>) =>
               h.lk.store.db.transaction().execute(async (trx) => {
                 const out = await fn(trx);
-                if (fail) throw new Error("commit failed");
+                if (fails()) throw new Error("commit failed");
                 return out;
               }),
           }),
         },
-      } as unknown as Store;
+      }) as unknown as Store;
+
+    it("a failed flush loses no counts: they are written by the next flush, once", async () => {
+      toNextHour(25);
+      const lic = await issueLicense(h);
+      const hour = hourStart(h.clock.now());
+      let fail = true;
+      const flaky = storeFailingCommitWhen(() => fail);
       const results: string[] = [];
       const se = new SideEffects(flaky, (result) => results.push(result));
       for (let i = 0; i < 3; i++) se.callCounted(lic.licenseId, "validate", h.clock.now());
@@ -246,19 +252,7 @@ for (const engine of ENGINES) {
       const hour = hourStart(h.clock.now());
       // 1,200 distinct keys → three count chunks (500, 500, 200); the second transaction fails once.
       let transactions = 0;
-      const flaky = {
-        ...h.lk.store,
-        db: {
-          transaction: () => ({
-            execute: (fn: (trx: Tx) => Promise<unknown>) =>
-              h.lk.store.db.transaction().execute(async (trx) => {
-                const out = await fn(trx);
-                if (++transactions === 2) throw new Error("commit failed");
-                return out;
-              }),
-          }),
-        },
-      } as unknown as Store;
+      const flaky = storeFailingCommitWhen(() => ++transactions === 2);
       const results: string[] = [];
       const se = new SideEffects(flaky, (result) => results.push(result), { maxCountKeys: 100_000 });
       const ids = Array.from({ length: 1200 }, (_, i) => `lic_chunk${String(i).padStart(5, "0")}`);

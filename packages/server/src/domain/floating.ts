@@ -73,21 +73,6 @@ export function licenseGate(g: GateInput): GateResult {
   return { allow: true, status: status === "grace_period" ? "grace_period" : "active" };
 }
 
-/** FloatingCheckoutResponseData: the entitlement fields plus the lease, in the contract's key order. */
-export interface CheckoutData {
-  license_id: string;
-  status: string;
-  license_type: string;
-  entitlement_version: number;
-  issued_at: string;
-  expires_at?: string;
-  device_id: string;
-  lease_token: string;
-  lease_expires_at: string;
-  features: FeatureEntitlement[];
-  version_eligibility?: VersionEligibility;
-}
-
 /** FloatingLeaseResponseData (heartbeat, checkin), in the contract's key order. */
 export interface LeaseData {
   license_id: string;
@@ -101,6 +86,9 @@ export interface LeaseData {
   features?: FeatureEntitlement[];
   version_eligibility?: VersionEligibility;
 }
+
+/** FloatingCheckoutResponseData: the lease data plus the token, with features always present. */
+export type CheckoutData = LeaseData & { lease_token: string; features: FeatureEntitlement[] };
 
 /** Entitlement fields in the contract's order, with the lease fields after `device_id`. */
 function withLease<L extends Record<string, string>>(e: EntitlementData, lease: L) {

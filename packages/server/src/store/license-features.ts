@@ -8,7 +8,8 @@ import type { Q, Tx } from "./db.js";
 import { iso, parseJsonObject } from "./json.js";
 import type { EventBase, LockedLicense } from "./license-actions.js";
 import { toPage } from "./pagination.js";
-import type { FeatureRow, LicenseFeatureRow } from "./schema.js";
+import type { Updateable } from "kysely";
+import type { FeatureRow, LicenseFeatureRow, LicenseFeaturesTable } from "./schema.js";
 
 export interface LicenseFeatureView {
   license_id: string;
@@ -131,12 +132,7 @@ export async function assignFeature(trx: Tx, locked: LockedLicense, input: Assig
   if (existing) {
     const changed = (Object.keys(next) as (keyof typeof next)[]).filter((k) => next[k] !== existing[k]);
     if (changed.length === 0) return licenseFeatureView(existing);
-    await trx
-      .updateTable("license_features")
-      .set({ ...next, updated_at: now })
-      .where("license_id", "=", license.id)
-      .where("feature_id", "=", feature.id)
-      .execute();
+    await updateAssignment(trx, license.id, feature.id, next, now);
     await bumpEntitlement(trx, license.id, now);
     await recordEvent(trx, {
       ...event,
@@ -232,12 +228,7 @@ export async function resetUsage(trx: Tx, locked: LockedLicense, input: UsageRes
   }
   const next = usageAfterReset(current, input);
   if (next.max_consumptions === current.max_consumptions && next.total_consumptions === current.total_consumptions) return licenseFeatureView(current);
-  await trx
-    .updateTable("license_features")
-    .set({ ...next, updated_at: now })
-    .where("license_id", "=", license.id)
-    .where("feature_id", "=", current.feature_id)
-    .execute();
+  await updateAssignment(trx, license.id, current.feature_id, next, now);
   const delta = next.total_consumptions - current.total_consumptions;
   await bumpEntitlement(trx, license.id, now, delta === 0 ? undefined : Math.max(license.total_consumptions + delta, 0));
   await recordEvent(trx, {
@@ -257,4 +248,14 @@ export async function resetUsage(trx: Tx, locked: LockedLicense, input: UsageRes
     },
   });
   return licenseFeatureView({ ...current, ...next, updated_at: now });
+}
+
+/** Writes changed fields of one license's feature assignment. */
+async function updateAssignment(trx: Tx, licenseId: string, featureId: string, set: Updateable<LicenseFeaturesTable>, now: number): Promise<void> {
+  await trx
+    .updateTable("license_features")
+    .set({ ...set, updated_at: now })
+    .where("license_id", "=", licenseId)
+    .where("feature_id", "=", featureId)
+    .execute();
 }
