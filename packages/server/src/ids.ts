@@ -19,7 +19,8 @@ export type IdPrefix =
   | "whk"
   | "rptx"
   | "evt"
-  | "lse";
+  | "lse"
+  | "whd";
 
 let lastMs = -1;
 let lastRandom: number[] = [];

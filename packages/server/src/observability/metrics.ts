@@ -7,6 +7,8 @@ export interface Metrics {
   duration: Histogram<"method" | "route">;
   signatures: Counter<"kind">;
   sideEffectFlushes: Counter<"result">;
+  /** Webhook delivery attempts by result: delivered, retry_scheduled, failed (gave up). */
+  webhookDeliveries: Counter<"result">;
 }
 
 export function createMetrics(): Metrics {
@@ -36,6 +38,12 @@ export function createMetrics(): Metrics {
     sideEffectFlushes: new Counter({
       name: "licensekit_side_effect_flushes_total",
       help: "Batched last-seen/last-used flushes by result",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
+    webhookDeliveries: new Counter({
+      name: "licensekit_webhook_deliveries_total",
+      help: "Webhook delivery attempts by result (delivered, retry_scheduled, failed)",
       labelNames: ["result"],
       registers: [registry],
     }),

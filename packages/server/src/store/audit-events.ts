@@ -3,6 +3,7 @@
 import type { EventType } from "../domain/event-types.js";
 import type { Selectable } from "kysely";
 import type { Q } from "./db.js";
+import { newId } from "../ids.js";
 import { iso, parseJsonObject } from "./json.js";
 import type { AuditEventsTable } from "./schema.js";
 
@@ -21,7 +22,7 @@ export interface EventInput {
 }
 
 export async function recordEvent(q: Q, e: EventInput): Promise<void> {
-  await q
+  const inserted = await q
     .insertInto("audit_events")
     .values({
       event_type: e.event_type,
@@ -34,7 +35,46 @@ export async function recordEvent(q: Q, e: EventInput): Promise<void> {
       request_id: e.request_id ?? null,
       created_at: e.created_at,
     })
+    .returning("sequence")
+    .executeTakeFirstOrThrow();
+  await enqueueWebhookDeliveries(q, Number(inserted.sequence), e.event_type, e.created_at);
+}
+
+/**
+ * The webhook outbox (D6): in the event's own transaction, one pending delivery per active endpoint
+ * subscribed to this event type (`[]` = every type). No endpoints, no rows; the event commits or
+ * rolls back together with its deliveries, so none is lost and none is sent for a write that failed.
+ */
+async function enqueueWebhookDeliveries(q: Q, sequence: number, eventType: string, now: number): Promise<void> {
+  const endpoints = await q.selectFrom("webhook_endpoints").select(["id", "event_types"]).where("is_active", "=", 1).execute();
+  const due = endpoints.filter((ep) => subscribes(ep.event_types, eventType));
+  if (due.length === 0) return;
+  await q
+    .insertInto("webhook_deliveries")
+    .values(
+      due.map((ep) => ({
+        id: newId("whd", now),
+        endpoint_id: ep.id,
+        event_sequence: sequence,
+        event_type: eventType,
+        status: "pending" as const,
+        next_attempt_at: now,
+        created_at: now,
+        updated_at: now,
+      })),
+    )
     .execute();
+}
+
+/** Whether an endpoint's stored `event_types` (JSON array; `[]` = all) includes `eventType`. */
+export function subscribes(eventTypesJson: string, eventType: string): boolean {
+  let types: unknown;
+  try {
+    types = JSON.parse(eventTypesJson);
+  } catch {
+    return false;
+  }
+  return Array.isArray(types) && (types.length === 0 || types.includes(eventType));
 }
 
 /** The Event wire shape of GET /api/v1/events. */

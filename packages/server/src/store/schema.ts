@@ -304,6 +304,60 @@ export interface RuntimeCallCountsTable {
   calls: number;
 }
 
+/** The webhook outbox (D6): one row per (event, subscribed endpoint), written with the event. */
+export interface WebhookDeliveriesTable {
+  id: string;
+  endpoint_id: string;
+  event_sequence: number;
+  event_type: string;
+  status: "pending" | "delivered" | "failed";
+  attempts: Generated<number>;
+  next_attempt_at: Millis;
+  /** A worker's claim; past it, the row may be claimed again. */
+  claimed_until: Millis | null;
+  last_attempt_at: Millis | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  /** The first 2 KB of the last response body. */
+  last_response_body: string | null;
+  delivered_at: Millis | null;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+/** A frozen report export (NOTES §20). */
+export interface ReportExportsTable {
+  id: string;
+  report_kind: string;
+  format: "json" | "csv" | "pdf";
+  status: "pending" | "ready" | "failed";
+  filters: string; // JSON object
+  /** Canonical JSON of the report as taken once; `digest` is its SHA-256 (hex). */
+  snapshot: string | null;
+  digest: string | null;
+  /** base64 of the bytes served; `artifact_digest` is their SHA-256 (hex). */
+  artifact: string | null;
+  artifact_digest: string | null;
+  content_type: string;
+  error: string | null;
+  created_by: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+/** Request counts per UTC minute for the operations view, added up by a batched flush. */
+export interface OpsRequestMinutesTable {
+  minute_start: Millis;
+  surface: "management" | "runtime" | "system";
+  operation: string;
+  status: number;
+  /** Error code, '' on success. */
+  code: string;
+  /** Index into the fixed latency bucket list. */
+  latency_bucket: number;
+  count: number;
+}
+
 export interface Database {
   settings: SettingsTable;
   api_keys: ApiKeysTable;
@@ -327,6 +381,9 @@ export interface Database {
   consumption_events: ConsumptionEventsTable;
   rate_limit_buckets: RateLimitBucketsTable;
   runtime_call_counts: RuntimeCallCountsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  report_exports: ReportExportsTable;
+  ops_request_minutes: OpsRequestMinutesTable;
 }
 
 export type ApiKeyRow = Selectable<ApiKeysTable>;

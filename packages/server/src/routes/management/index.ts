@@ -17,6 +17,10 @@ import { productRoutes } from "./products.js";
 import { subscriptionRoutes } from "./subscriptions.js";
 import { versionRoutes } from "./versions.js";
 import { webhookRoutes } from "./webhooks.js";
+import { webhookDeliveryRoutes } from "./webhook-deliveries.js";
+import { reportingRoutes } from "./reporting.js";
+import { exportRoutes } from "./exports.js";
+import { opsRoutes } from "./ops.js";
 
 export const MANAGEMENT_ROUTES: FastifyPluginAsyncTypebox[] = [
   productRoutes,
@@ -37,4 +41,8 @@ export const MANAGEMENT_ROUTES: FastifyPluginAsyncTypebox[] = [
   licenseFeatureRoutes,
   bulkRoutes,
   leaseRoutes,
+  webhookDeliveryRoutes,
+  reportingRoutes,
+  exportRoutes,
+  opsRoutes,
 ];

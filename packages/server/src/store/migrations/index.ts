@@ -6,6 +6,7 @@ import * as m0001 from "./0001_initial.js";
 import * as m0002 from "./0002_management.js";
 import * as m0003 from "./0003_runtime.js";
 import * as m0004 from "./0004_runtime_counters.js";
+import * as m0005 from "./0005_webhooks_reporting.js";
 
 type EngineMigration = { up(db: Kysely<unknown>, engine: Engine): Promise<void> };
 
@@ -14,6 +15,7 @@ const ORDERED: [string, EngineMigration][] = [
   ["0002_management", m0002],
   ["0003_runtime", m0003],
   ["0004_runtime_counters", m0004],
+  ["0005_webhooks_reporting", m0005],
 ];
 
 export function migrationsFor(engine: Engine): Record<string, Migration> {
