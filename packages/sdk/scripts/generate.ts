@@ -34,6 +34,22 @@ export interface OperationEntry {
   scopes: string[];
   /** Statuses whose documented body is the operation's answer rather than an error envelope (2xx, and e.g. readyz's 503). */
   success: number[];
+  /**
+   * How the client reads a success answer: `json` (parsed; the default), or `bytes` when a success
+   * status declares a media type other than JSON (a download such as `downloadReportExport`, which
+   * answers PDF, CSV or JSON bytes): the method then resolves to the raw body as a Uint8Array.
+   */
+  response: "json" | "bytes";
+}
+
+/** True for `application/json` and the `+json` types; the client reads bodies of these as JSON. */
+function isJsonMediaType(mediaType: string): boolean {
+  return /\bjson\b/i.test(mediaType);
+}
+
+/** The media types a response object declares under `content`. */
+function mediaTypesOf(resp: unknown): string[] {
+  return isObject(resp) && isObject(resp.content) ? Object.keys(resp.content) : [];
 }
 
 /** True when a response schema is the error envelope `{error, meta}`. */
@@ -80,7 +96,9 @@ export function extractOperations(doc: Json): OperationEntry[] {
         if (schema && !isErrorEnvelopeSchema(schema) && "data" in props) success.push(status);
       }
       success.sort((a, b) => a - b);
-      out.push({ operationId, method: m.toUpperCase(), path: p, surface, idempotency, scopes, success });
+      const binary = success.some((status) => mediaTypesOf(responses[String(status)]).some((t) => !isJsonMediaType(t)));
+      const response: OperationEntry["response"] = binary ? "bytes" : "json";
+      out.push({ operationId, method: m.toUpperCase(), path: p, surface, idempotency, scopes, success, response });
     }
   }
   const seen = new Set<string>();
@@ -98,12 +116,13 @@ export function renderOperations(doc: Json): string {
   lines.push("// run `npm run generate -w @licensekit/sdk`. test/generated.test.ts fails when this file drifts.");
   lines.push("");
   lines.push("/** Every operation of the API: method, path template, auth surface, Idempotency-Key rule, required scopes");
-  lines.push(" * (`x-required-scopes`; `admin` satisfies all) and the statuses whose body is the answer (not an error). */");
+  lines.push(" * (`x-required-scopes`; `admin` satisfies all), the statuses whose body is the answer (not an error) and how");
+  lines.push(" * that answer is read: `json` (parsed) or `bytes` (a download: the raw body as a Uint8Array). */");
   lines.push("export const OPERATIONS = {");
   for (const o of ops) {
     lines.push(
       `  ${o.operationId}: { method: ${JSON.stringify(o.method)}, path: ${JSON.stringify(o.path)}, surface: ${JSON.stringify(o.surface)}, ` +
-        `idempotency: ${JSON.stringify(o.idempotency)}, scopes: [${o.scopes.map((s) => JSON.stringify(s)).join(", ")}], success: [${o.success.join(", ")}] },`,
+        `idempotency: ${JSON.stringify(o.idempotency)}, scopes: [${o.scopes.map((s) => JSON.stringify(s)).join(", ")}], success: [${o.success.join(", ")}], response: ${JSON.stringify(o.response)} },`,
     );
   }
   lines.push("} as const;");

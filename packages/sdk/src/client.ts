@@ -67,9 +67,14 @@ export type OperationArgs<O extends OperationId> = PathArg<O> & QueryArg<O> & Bo
 
 type ResponseBody<R> = R extends { content: infer C } ? (C extends { "application/json": infer B } ? B : C[keyof C]) : undefined;
 type SuccessStatus<O extends OperationId> = Operations[O]["success"][number] & keyof Op<O>["responses"];
+type JsonResult<O extends OperationId> = { [S in SuccessStatus<O>]: ResponseBody<Op<O>["responses"][S]> }[SuccessStatus<O>];
 
-/** What an operation's method resolves to: the parsed envelope (`data`, `meta`, `signature`, `page_info`); `undefined` for 204. */
-export type OperationResult<O extends OperationId> = { [S in SuccessStatus<O>]: ResponseBody<Op<O>["responses"][S]> }[SuccessStatus<O>];
+/**
+ * What an operation's method resolves to: the parsed envelope (`data`, `meta`, `signature`, `page_info`);
+ * `undefined` for 204. For a download (`response: "bytes"` in the operations table, e.g.
+ * `downloadReportExport`) the raw body as a Uint8Array, whatever its content type.
+ */
+export type OperationResult<O extends OperationId> = Operations[O]["response"] extends "bytes" ? Uint8Array : JsonResult<O>;
 
 type RequiredKeys<T> = { [K in keyof T]-?: Record<never, never> extends Pick<T, K> ? never : K }[keyof T];
 /** `[args]` when the operation needs a path or a body, else `[args?]`. */
@@ -129,6 +134,11 @@ function linkSignals(signals: (AbortSignal | undefined)[]): { signal: AbortSigna
   return { signal: controller.signal, dispose };
 }
 
+/** `text/*`, or no content type at all (read as text, as before). */
+function isTextual(contentType: string): boolean {
+  return contentType === "" || /^\s*text\//i.test(contentType);
+}
+
 function describe(err: unknown): string {
   if (err instanceof Error) {
     const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
@@ -177,7 +187,8 @@ export class BaseClient<S extends Surface> {
     new Headers(args.headers).forEach((v, k) => {
       headers.set(k, v);
     });
-    if (!headers.has("accept")) headers.set("accept", "application/json");
+    // A download may answer any of its declared media types; error answers are JSON either way.
+    if (!headers.has("accept")) headers.set("accept", spec.response === "bytes" ? "*/*" : "application/json");
     if (!headers.has("user-agent")) headers.set("user-agent", o.userAgent ?? DEFAULT_USER_AGENT);
     if (this.#authorization !== undefined) headers.set("authorization", this.#authorization);
     if (idempotencyKey !== undefined) headers.set("idempotency-key", idempotencyKey);
@@ -255,10 +266,11 @@ export class BaseClient<S extends Surface> {
     const onAbort = () => controller.abort(signal?.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
     let res: Response;
-    let text: string;
+    let bytes: Uint8Array;
     try {
       res = await fetchImpl(url, { method: spec.method, headers, body, signal: controller.signal });
-      text = await res.text();
+      // Bytes, not res.text(): decoding a PDF as UTF-8 would corrupt it. Text is decoded below when wanted.
+      bytes = new Uint8Array(await res.arrayBuffer());
     } catch (err) {
       if (signal?.aborted) throw this.#aborted(operation, signal.reason);
       if (timedOut) throw new TransportError({ message: `${operation}: timed out after ${timeoutMs} ms`, cause: err, operation, timedOut: true });
@@ -268,11 +280,20 @@ export class BaseClient<S extends Surface> {
       signal?.removeEventListener("abort", onAbort);
     }
 
+    const success: readonly number[] = spec.success;
+    const ok = res.ok || success.includes(res.status);
+    // A download's answer is its bytes exactly (PDF, CSV or JSON alike); its errors are envelopes as usual.
+    if (ok && spec.response === "bytes") return bytes;
+
     const contentType = res.headers.get("content-type") ?? "";
+    const isJson = /\bjson\b/i.test(contentType);
+    // Not JSON, not text: a success answer is returned as bytes; an error's body is kept as text for the message.
+    if (ok && bytes.length > 0 && !isJson && !isTextual(contentType)) return bytes;
+    const text = bytes.length > 0 ? new TextDecoder().decode(bytes) : "";
     let parsed: unknown;
     let parseFailed = false;
     if (text !== "") {
-      if (/\bjson\b/i.test(contentType)) {
+      if (isJson) {
         try {
           parsed = JSON.parse(text);
         } catch {
@@ -283,8 +304,7 @@ export class BaseClient<S extends Surface> {
         parsed = text;
       }
     }
-    const success: readonly number[] = spec.success;
-    if (res.ok || success.includes(res.status)) {
+    if (ok) {
       if (parseFailed) throw new ApiError({ status: res.status, body: text, operation, headers: res.headers, fallbackMessage: "the answer is not valid JSON" });
       return parsed;
     }

@@ -1,6 +1,7 @@
 // The three clients against a real server on a local port (SQLite): a scripted flow calls EVERY
 // operation of the generated table at least once through the SDK, then the errors, hooks and options.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { inspect } from "node:util";
@@ -73,7 +74,7 @@ describe("clients against a real server", () => {
 
     // ---- API keys (admin): a scoped key for the rest, rotated once
     const created = await admin.createAPIKey({
-      body: { name: "sdk-test", scopes: ["product:read", "product:write", "license:read", "license:write", "device:write", "event:read", "webhook:write"] },
+      body: { name: "sdk-test", scopes: ["product:read", "product:write", "license:read", "license:write", "device:write", "event:read", "webhook:write", "report:read", "report:export", "ops:read"] },
     });
     assert.equal(created.data.api_key.name, "sdk-test");
     const apiKeyId = created.data.api_key.id;
@@ -202,6 +203,9 @@ describe("clients against a real server", () => {
     const consumed = await runtime.consumeLicense({ body: { fingerprint: "dev-A", feature_code: "pdf.export", amount: 2, event_id: "job-1" } });
     assertSigned(consumed);
     assert.equal(consumed.data.features.find((f) => f.code === "pdf.export")?.consumed, 2);
+    // a refused consume leaves a usage.quota_exceeded event: the denial the ops view groups below
+    const overQuota = await rejectsWith(runtime.consumeLicense({ body: { fingerprint: "dev-A", feature_code: "pdf.export", amount: 50, event_id: "job-2" } }), ApiError);
+    assert.equal(overQuota.code, "FEATURE_QUOTA_EXCEEDED");
     const usage = await mgmt.resetLicenseUsage({ path: { id: licenseId }, body: { feature_id: featureId, reset_consumed: true } });
     assert.equal(usage.data.total_consumptions, 0);
     const offline = await runtime.issueOfflineLicense({ body: { fingerprint: "dev-A" } });
@@ -252,11 +256,128 @@ describe("clients against a real server", () => {
     assert.equal(bulk.data.succeeded, 1);
     assert.equal((await mgmt.revokeLicense({ path: { id: second.data.license.id } })).data.status, "revoked");
 
+    // ---- reporting reads (the license consumed 2 units of pdf.export as "job-1"; its quota refusal is a denied activity)
+    const activities = await mgmt.listActivities({ query: { license_id: licenseId, limit: 200 } });
+    const consumeActivity = activities.data.find((a) => a.action === "usage.consumed");
+    assert.ok(consumeActivity);
+    assert.equal(consumeActivity.source, "runtime");
+    assert.equal(consumeActivity.feature_code, "pdf.export");
+    assert.equal(consumeActivity.result_class, "success");
+    const deniedActivities = await mgmt.listActivities({ query: { license_id: licenseId, result_class: "denied", status_code: 409 } });
+    assert.deepEqual(
+      deniedActivities.data.map((a) => [a.action, a.error_code]),
+      [["usage.quota_exceeded", "FEATURE_QUOTA_EXCEEDED"]],
+    );
+    const usageSummary = await mgmt.getUsageSummary({ query: { product_id: productId, group_by: "feature_code" } });
+    assert.equal(usageSummary.data.totals.consumed_amount, 2);
+    assert.equal(usageSummary.data.totals.consume_count, 1);
+    assert.deepEqual(
+      usageSummary.data.rows.map((r) => [r.group, r.consumed_amount]),
+      [["pdf.export", 2]],
+    );
+    const ledger = await mgmt.listUsageLedger({ query: { license_id: licenseId } });
+    assert.equal(ledger.data.length, 1);
+    const ledgerRow = ledger.data[0];
+    assert.ok(ledgerRow);
+    assert.equal(ledgerRow.event_id, "job-1");
+    assert.equal(ledgerRow.amount, 2);
+    assert.equal(ledger.page_info.next_cursor, null);
+    const licenseAudit = await mgmt.getLicenseAudit({ query: { license_id: licenseId } });
+    assert.equal(licenseAudit.data.license.id, licenseId);
+    assert.equal(licenseAudit.data.usage.totals.consumed_amount, 2);
+    assert.ok(licenseAudit.data.events.total >= 1);
+    const customerSummary = await mgmt.getCustomerSummary({ query: { customer_id: customerId } });
+    assert.equal(customerSummary.data.customer.id, customerId);
+    const settlement = await mgmt.getSubscriptionSettlement({ query: { subscription_id: sub.data.id } });
+    assert.equal(settlement.data.subscription?.id, sub.data.id);
+    assert.equal(settlement.data.group_by, "license_id");
+
+    // ---- report exports: a download resolves to the stored bytes (Uint8Array) whatever the format
+    const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+    const pdfExport = await mgmt.createReportExport({ body: { report_kind: "usage-ledger", format: "pdf", filters: { license_id: licenseId } } });
+    assert.equal(pdfExport.data.status, "ready");
+    assert.equal(pdfExport.data.content_type, "application/pdf");
+    assert.match(pdfExport.data.artifact_digest ?? "", /^[0-9a-f]{64}$/);
+    const pdf = await mgmt.downloadReportExport({ path: { id: pdfExport.data.id } });
+    assert.ok(pdf instanceof Uint8Array);
+    assert.equal(Buffer.from(pdf.subarray(0, 5)).toString("latin1"), "%PDF-");
+    assert.equal(sha256(pdf), pdfExport.data.artifact_digest);
+
+    const jsonExport = await mgmt.createReportExport({ body: { report_kind: "usage-ledger", filters: { license_id: licenseId } } });
+    assert.equal(jsonExport.data.format, "json");
+    const jsonBytes = await mgmt.downloadReportExport({ path: { id: jsonExport.data.id } });
+    assert.ok(jsonBytes instanceof Uint8Array);
+    assert.equal(sha256(jsonBytes), jsonExport.data.artifact_digest);
+    assert.equal(jsonExport.data.artifact_digest, jsonExport.data.digest);
+    const snapshot = JSON.parse(new TextDecoder().decode(jsonBytes)) as { report_kind: string; table: { columns: string[]; rows: unknown[][] } };
+    assert.equal(snapshot.report_kind, "usage-ledger");
+
+    const csvExport = await mgmt.createReportExport({ body: { report_kind: "usage-ledger", format: "csv", filters: { license_id: licenseId } } });
+    assert.equal(csvExport.data.content_type, "text/csv; charset=utf-8");
+    const csv = await mgmt.downloadReportExport({ path: { id: csvExport.data.id } });
+    assert.ok(csv instanceof Uint8Array, "a CSV download is bytes too, not a string");
+    assert.equal(sha256(csv), csvExport.data.artifact_digest);
+    assert.equal(csvExport.data.digest, jsonExport.data.digest, "the same data gives the same snapshot digest");
+    const cell = (v: unknown) => (v === null || v === undefined ? "" : String(v));
+    const ledgerRecord = ledgerRow as unknown as Record<string, unknown>;
+    assert.equal(
+      new TextDecoder().decode(csv),
+      `${snapshot.table.columns.join(",")}\r\n${snapshot.table.columns.map((c) => cell(ledgerRecord[c])).join(",")}\r\n`,
+    );
+
+    const exportList = await mgmt.listReportExports({ query: { limit: 10 } });
+    assert.deepEqual(
+      exportList.data.map((x) => x.id),
+      [csvExport.data.id, jsonExport.data.id, pdfExport.data.id],
+    );
+    const fetchedExport = await mgmt.getReportExport({ path: { id: pdfExport.data.id } });
+    assert.equal(fetchedExport.data.artifact_digest, pdfExport.data.artifact_digest);
+    assert.equal(fetchedExport.data.download_url, `/api/v1/reports/exports/${pdfExport.data.id}/download`);
+
     // ---- webhooks and events
     const created_ = await mgmt.createWebhookEndpoint({ body: { name: "ops", url: "https://hooks.example.com/licensekit", event_types: ["license.created"] } });
     assert.match(created_.data.secret, /^whsec_/);
     secrets.push(created_.data.secret);
     const hook = { data: created_.data.webhook };
+    // a license created while the endpoint listens for license.created queues one delivery (the
+    // harness runs no delivery worker, so it stays pending)
+    const third = await mgmt.createLicense({ body: { product_id: productId, policy_id: policyId } });
+    const deliveries = await mgmt.listWebhookDeliveries({ path: { id: hook.data.id }, query: { status: "pending", limit: 10 } });
+    assert.equal(deliveries.data.length, 1);
+    assert.equal(deliveries.page_info.next_cursor, null);
+    const delivery = deliveries.data[0];
+    assert.ok(delivery);
+    assert.equal(delivery.webhook_id, hook.data.id);
+    assert.equal(delivery.event_type, "license.created");
+    assert.equal(delivery.attempts, 0);
+    const retried = await mgmt.retryWebhookDelivery({ path: { id: hook.data.id, delivery_id: delivery.id } });
+    assert.equal(retried.data.id, delivery.id);
+    assert.equal(retried.data.status, "pending");
+    assert.equal(retried.data.event_sequence, delivery.event_sequence);
+    const licenseCreated = await mgmt.listEvents({ query: { resource_id: third.data.license.id, limit: 200 } });
+    assert.ok(licenseCreated.data.some((e) => e.sequence === delivery.event_sequence && e.event_type === "license.created"));
+
+    // ---- ops view
+    const webhookHealth = await mgmt.getOpsWebhookHealth();
+    const endpointHealth = webhookHealth.data.endpoints.find((e) => e.id === hook.data.id);
+    assert.ok(endpointHealth);
+    assert.equal(endpointHealth.url, "https://hooks.example.com/licensekit");
+    assert.equal(endpointHealth.pending, 1);
+    assert.equal(endpointHealth.failed, 0);
+    assert.equal(webhookHealth.data.totals.endpoints, 1);
+    const summary = await mgmt.getOpsSummary();
+    assert.deepEqual(
+      summary.data.last_hour.surfaces.map((x) => x.surface),
+      ["management", "runtime", "system"],
+    );
+    assert.equal(summary.data.webhooks.pending, 1);
+    assert.equal(summary.data.webhooks.failed, 0);
+    const runtimeErrors = await mgmt.listOpsRuntimeErrors({ query: { code: "FEATURE_QUOTA_EXCEEDED", from: "2026-01-01T00:00:00Z", to: "2027-01-01T00:00:00Z" } });
+    assert.equal(runtimeErrors.data.total_denials, 1);
+    assert.equal(runtimeErrors.data.groups.length, 1);
+    assert.equal(runtimeErrors.data.groups[0]?.operation, "consumeLicense");
+    assert.equal(runtimeErrors.data.groups[0]?.product_id, productId);
+    assert.equal(runtimeErrors.data.groups[0]?.sample_request_ids[0], overQuota.requestId);
     assert.ok((await mgmt.listWebhookEndpoints()).data.some((w) => w.id === hook.data.id));
     assert.equal((await mgmt.getWebhookEndpoint({ path: { id: hook.data.id } })).data.name, "ops");
     const updated = (await mgmt.updateWebhookEndpoint({ path: { id: hook.data.id }, body: { is_active: false } })).data;
@@ -351,6 +472,36 @@ describe("clients against a real server", () => {
     const err3 = await rejectsWith(new SystemClient({ baseUrl, fetch: empty, retry: { retries: 0 } }).health(), ApiError);
     assert.equal(err3.code, UNKNOWN_ERROR);
     assert.equal(err3.body, undefined);
+  });
+
+  it("a download resolves to the exact bytes (Accept */*) and fails with the error envelope; other binary answers are bytes too", async () => {
+    const accepts: (string | null)[] = [];
+    const capture: typeof fetch = async (input, init) => {
+      accepts.push(new Headers(init?.headers).get("accept"));
+      return fetch(input, init);
+    };
+    const admin = new ManagementClient({ baseUrl, token: ADMIN_TOKEN, fetch: capture });
+    const missing = await rejectsWith(admin.downloadReportExport({ path: { id: "rptx_missing" } }), ApiError);
+    assert.equal(missing.status, 404);
+    assert.equal(missing.code, "NOT_FOUND");
+    assert.match(missing.requestId ?? "", REQUEST_ID);
+    await admin.listProducts();
+    assert.deepEqual(accepts, ["*/*", "application/json"]);
+
+    // every byte survives, also those that are not UTF-8 (text decoding would replace them)
+    const raw = Uint8Array.from([0x25, 0x50, 0x44, 0x46, 0x2d, 0xff, 0xfe, 0x00, 0x80, 0xc3]);
+    const serve = (contentType: string): typeof fetch => async () => new Response(raw.slice(), { status: 200, headers: { "content-type": contentType } });
+    const pdf = await new ManagementClient({ baseUrl, token: ADMIN_TOKEN, fetch: serve("application/pdf") }).downloadReportExport({ path: { id: "rptx_x" } });
+    assert.deepEqual([...pdf], [...raw]);
+    // a download is bytes whatever its content type, JSON and text included
+    const asJson = await new ManagementClient({ baseUrl, token: ADMIN_TOKEN, fetch: serve("application/json") }).downloadReportExport({ path: { id: "rptx_x" } });
+    assert.deepEqual([...asJson], [...raw]);
+    // an operation documented as JSON that answers another binary type resolves to bytes; text stays text
+    const octets = (await new SystemClient({ baseUrl, fetch: serve("application/octet-stream") }).health()) as unknown;
+    assert.ok(octets instanceof Uint8Array);
+    assert.deepEqual([...octets], [...raw]);
+    const text = (await new SystemClient({ baseUrl, fetch: async () => new Response("ok\n", { status: 200, headers: { "content-type": "text/plain" } }) }).health()) as unknown;
+    assert.equal(text, "ok\n");
   });
 
   it("readyz's 503 not_ready envelope is returned, not thrown", async () => {

@@ -78,4 +78,18 @@ describe("generated files match the server's OpenAPI document", () => {
     assert.deepEqual([...OPERATIONS.readyz.success], [200, 503]);
     assert.deepEqual([...OPERATIONS.deleteProduct.success], [204]);
   });
+
+  it("a download (a success answer declared in a media type other than JSON) is read as bytes; every other operation as JSON", () => {
+    const bytes = Object.entries(OPERATIONS)
+      .filter(([, o]) => o.response === "bytes")
+      .map(([id]) => id);
+    assert.deepEqual(bytes, ["downloadReportExport"]);
+    const rows = extractOperations(doc);
+    const changed = structuredClone(doc) as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>> };
+    const metrics = changed.paths["/metrics"]?.get?.responses["200"];
+    assert.ok(metrics);
+    metrics.content = { "application/octet-stream": { schema: { type: "string", format: "binary" } } };
+    assert.equal(rows.find((o) => o.operationId === "getMetrics")?.response, "json");
+    assert.equal(extractOperations(changed).find((o) => o.operationId === "getMetrics")?.response, "bytes");
+  });
 });

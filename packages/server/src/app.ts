@@ -14,6 +14,7 @@ import { validatorCompiler } from "./http/validation.js";
 import { newRequestId } from "./ids.js";
 import { purgeExpiredIdempotencyRecords } from "./jobs/idempotency-purge.js";
 import { expireFloatingLeases } from "./jobs/lease-expiry.js";
+import { observeRequest } from "./observability/request-observer.js";
 import { MANAGEMENT_ROUTES } from "./routes/management/index.js";
 import { RUNTIME_ROUTES } from "./routes/runtime/index.js";
 import { systemRoutes } from "./routes/system.js";
@@ -86,6 +87,7 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
     const elapsed = reply.elapsedTime / 1000;
     services.metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode), code: req.errorCode ?? "none" });
     services.metrics.duration.observe({ method: req.method, route }, elapsed);
+    observeRequest(services, req, reply.statusCode, elapsed);
     req.log.info(
       { method: req.method, route, status: reply.statusCode, code: req.errorCode ?? undefined, ms: Math.round(elapsed * 100000) / 100 },
       "request",
@@ -143,8 +145,12 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
 
   app.addHook("onClose", async () => {
     services.keyring.stopRefreshing();
+    // webhook attempts in flight are aborted and their claims given back before the store closes
+    await services.webhookDelivery.stop();
     services.sideEffects.stop();
     await services.sideEffects.flush();
+    services.requestStats.stop();
+    await services.requestStats.flush().catch((err) => app.log.error({ err }, "request statistics flush failed"));
     await services.store.close();
   });
 
@@ -159,6 +165,10 @@ export function startBackgroundWork(app: FastifyInstance): void {
   const lk = app.lk;
   lk.keyring.startRefreshing(lk.config.keyRefreshSeconds * 1000, (err) => app.log.error({ err }, "signing key refresh failed"));
   lk.sideEffects.start(lk.config.sideEffectFlushMs);
+  // The webhook outbox (D6): polled every LICENSEKIT_WEBHOOK_POLL_MS; stopped by the onClose above.
+  lk.webhookDelivery.start(app.log);
+  // Per-minute request counts for GET /api/v1/ops/summary, on the same cadence; old minutes purged.
+  lk.requestStats.start(lk.config.sideEffectFlushMs, (err, what) => app.log.error({ err }, `request statistics ${what} failed`));
   const purge = setInterval(() => {
     purgeExpiredIdempotencyRecords(lk.store, lk.clock).then(
       (n) => n > 0 && app.log.info({ deleted: n }, "purged expired idempotency records"),

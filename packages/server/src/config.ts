@@ -26,6 +26,10 @@ export interface Config {
   sideEffectFlushMs: number;
   /** Lets webhook endpoint URLs point at loopback, private and link-local addresses (D6). */
   webhookAllowPrivate: boolean;
+  /** The webhook delivery worker (D6, jobs/webhook-delivery.ts). */
+  webhookDelivery: WebhookDeliveryConfig;
+  /** Most table rows a PDF report export renders; a larger snapshot's PDF export fails (JSON/CSV have no limit). */
+  exportPdfMaxRows: number;
   rateLimits: RateLimitConfig;
   /** Worker processes of `serve` (node:cluster); 1 serves from the started process itself. */
   workers: number;
@@ -39,6 +43,18 @@ export interface RateLimitConfig {
   managementPerSecond: number;
   /** Where buckets live: this process's memory, or the database (shared by every process on it). */
   store: "memory" | "database";
+}
+
+/** Webhook delivery worker settings (D6); tests shorten the timings. */
+export interface WebhookDeliveryConfig {
+  /** Deliveries one process sends at the same time. */
+  concurrency: number;
+  /** How often a process looks for due deliveries. */
+  pollMs: number;
+  /** The delay before the first retry; later ones grow from it (see jobs/webhook-delivery.ts). */
+  backoffBaseMs: number;
+  /** One attempt (DNS, connect, answer) must finish within this. */
+  timeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -67,6 +83,11 @@ export const SETTINGS = [
   ["LICENSEKIT_KEY_REFRESH_SECONDS", "10", "how often a process re-reads the active signing key (picks up `keys rotate` from another process)"],
   ["LICENSEKIT_SIDE_EFFECT_FLUSH_MS", "2000", "how often batched last-seen stamps are written"],
   ["LICENSEKIT_WEBHOOK_ALLOW_PRIVATE", "false", "true lets webhook endpoint URLs name localhost or loopback, private and link-local addresses; otherwise they are refused (422)"],
+  ["LICENSEKIT_WEBHOOK_CONCURRENCY", "4", "webhook deliveries one process sends at the same time (1..64)"],
+  ["LICENSEKIT_WEBHOOK_POLL_MS", "1000", "how often a process looks for due webhook deliveries (10..600000)"],
+  ["LICENSEKIT_WEBHOOK_BACKOFF_BASE_MS", "10000", "delay before the first webhook retry; each later one is 3 times the previous, at most 1800 times this (5 h by default)"],
+  ["LICENSEKIT_WEBHOOK_TIMEOUT_MS", "10000", "one webhook attempt (DNS, connect, answer) must finish within this (1000..20000); slower is a failed attempt"],
+  ["LICENSEKIT_EXPORT_PDF_MAX_ROWS", "10000", "most table rows a PDF report export renders (1..100000); a PDF export of a larger snapshot is stored as failed, JSON and CSV exports have no such limit"],
   ["LICENSEKIT_RATE_LIMIT_RUNTIME_PER_SECOND", "20", "runtime calls per second per license (token bucket); 0 turns the limit off"],
   ["LICENSEKIT_RATE_LIMIT_RUNTIME_BURST", "twice the per-second rate (40)", "most runtime calls one license may make at once before the per-second rate applies"],
   ["LICENSEKIT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", "30", "failed authentications (401) per minute per client IP, on management and runtime routes; past it every attempt from that IP is 429 until the bucket refills; 0 turns the limit off"],
@@ -181,6 +202,13 @@ export function loadConfig(env: Env = process.env): Config {
     keyRefreshSeconds: intSetting(env, "LICENSEKIT_KEY_REFRESH_SECONDS", 10, 1, 3600),
     sideEffectFlushMs: intSetting(env, "LICENSEKIT_SIDE_EFFECT_FLUSH_MS", 2000, 10, 600000),
     webhookAllowPrivate: boolSetting(env, "LICENSEKIT_WEBHOOK_ALLOW_PRIVATE", false),
+    webhookDelivery: {
+      concurrency: intSetting(env, "LICENSEKIT_WEBHOOK_CONCURRENCY", 4, 1, 64),
+      pollMs: intSetting(env, "LICENSEKIT_WEBHOOK_POLL_MS", 1000, 10, 600000),
+      backoffBaseMs: intSetting(env, "LICENSEKIT_WEBHOOK_BACKOFF_BASE_MS", 10000, 1, 3600000),
+      timeoutMs: intSetting(env, "LICENSEKIT_WEBHOOK_TIMEOUT_MS", 10000, 1000, 20000),
+    },
+    exportPdfMaxRows: intSetting(env, "LICENSEKIT_EXPORT_PDF_MAX_ROWS", 10000, 1, 100000),
     rateLimits: parseRateLimits(env, database, workers),
     workers,
   };

@@ -7,7 +7,9 @@ import { CredentialHasher } from "./crypto/credential-hash.js";
 import { deriveKey, loadOrCreateMasterKey, masterKeyCheck, masterKeyMatches } from "./crypto/master-key.js";
 import { Keyring } from "./crypto/signing-keys.js";
 import { SideEffects } from "./jobs/side-effects.js";
+import { WebhookDeliveryWorker } from "./jobs/webhook-delivery.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
+import { RequestStats } from "./observability/request-stats.js";
 import { openStore, type Store } from "./store/db.js";
 import { migrateToLatest } from "./store/migrator.js";
 
@@ -19,10 +21,14 @@ export interface Services {
   hasher: CredentialHasher;
   metrics: Metrics;
   sideEffects: SideEffects;
+  /** Per-minute request counts for the operations view, flushed to ops_request_minutes. */
+  requestStats: RequestStats;
   /** Seals idempotent response bodies at rest (they may hold a key shown once). */
   idempotencySealKey: Buffer;
   /** Seals webhook endpoint secrets at rest (they must be recoverable to sign deliveries). */
   webhookSecretKey: Buffer;
+  /** Sends the webhook outbox (D6); started by startBackgroundWork, stopped when the app closes. */
+  webhookDelivery: WebhookDeliveryWorker;
 }
 
 export class StartupError extends Error {
@@ -77,11 +83,24 @@ export async function createServices(
     const keyring = new Keyring(store, master, clock);
     await keyring.ensureActiveKey();
     const bootstrap = await bootstrapAdminKey(store, hasher, clock, config.bootstrapToken);
-    const metrics = createMetrics();
+    const metrics = createMetrics({ store, clock });
+    keyring.observeSigning((seconds) => metrics.signingDuration.observe(seconds));
+    const requestStats = new RequestStats(store, clock);
     const sideEffects = new SideEffects(store, (result) => metrics.sideEffectFlushes.inc({ result }));
     const idempotencySealKey = deriveKey(master, "idempotency-body");
     const webhookSecretKey = deriveKey(master, "webhook-secret");
-    return { services: { config, clock, store, keyring, hasher, metrics, sideEffects, idempotencySealKey, webhookSecretKey }, bootstrap };
+    const webhookDelivery = new WebhookDeliveryWorker({
+      store,
+      clock,
+      config: config.webhookDelivery,
+      allowPrivate: config.webhookAllowPrivate,
+      secretKey: webhookSecretKey,
+      metrics,
+    });
+    return {
+      services: { config, clock, store, keyring, hasher, metrics, sideEffects, requestStats, idempotencySealKey, webhookSecretKey, webhookDelivery },
+      bootstrap,
+    };
   } catch (err) {
     if (!opts.store) await store.close().catch(() => {});
     throw err;

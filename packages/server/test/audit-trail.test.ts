@@ -135,8 +135,15 @@ for (const engine of ENGINES) {
       const hook = (await write("createWebhookEndpoint", "POST", "/api/v1/webhooks", { name: "Primary", url: "https://hooks.example.com/lk", event_types: ["license.created"] })).json
         .data;
       const hookId = hook.webhook?.id ?? hook.id;
+      // the hook takes license.created: a new license puts one delivery in its outbox to retry
+      await write("createLicense", "POST", "/api/v1/licenses", { product_id: product.id, policy_id: policy.id });
+      const delivery = (await h.request({ url: `/api/v1/webhooks/${hookId}/deliveries` })).json.data[0];
+      await write("retryWebhookDelivery", "POST", `/api/v1/webhooks/${hookId}/deliveries/${delivery.id}/retry`);
       await write("updateWebhookEndpoint", "PATCH", `/api/v1/webhooks/${hookId}`, { is_active: false });
       await write("deleteWebhookEndpoint", "DELETE", `/api/v1/webhooks/${hookId}`);
+
+      // A frozen export: the snapshot row and its event commit together, then the artifact is stored.
+      await write("createReportExport", "POST", "/api/v1/reports/exports", { report_kind: "usage-summary", format: "csv", filters: { group_by: "feature_code" } });
 
       const empty = (await write("createProduct", "POST", "/api/v1/products", { name: "Unused", code: "unused" })).json.data;
       await write("deleteProduct", "DELETE", `/api/v1/products/${empty.id}`);

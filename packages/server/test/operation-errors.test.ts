@@ -63,7 +63,7 @@ for (const engine of ENGINES) {
     after(async () => h?.close());
 
     it("finds the management operations in the served document", () => {
-      assert.equal(ops.length, 66, "the contract's 61 management operations and our 5 extensions");
+      assert.equal(ops.length, 81, "the contract's 61 management operations and our 20 extensions");
       assert.ok(ops.filter((o) => o.hasBody).length >= 25, "every create, update, upsert and action with a body");
     });
 

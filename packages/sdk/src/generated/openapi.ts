@@ -929,6 +929,244 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List an endpoint's webhook deliveries, newest first */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make a webhook delivery due now: a failed one gets a new round of attempts, a delivered one is sent again */
+        post: operations["retryWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/activities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Normalised activity feed across runtime and management, newest first */
+        get: operations["listActivities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/usage-summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Consumed amount, consume count and validate/check calls, grouped and bucketed */
+        get: operations["getUsageSummary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/usage-ledger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One row per counted consume, newest first */
+        get: operations["listUsageLedger"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/license-audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A license's evidence: the license, devices, usage, calls and events in the window */
+        get: operations["getLicenseAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/customer-summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A customer's rollup: licenses by status, usage per feature, calls, recent activity */
+        get: operations["getCustomerSummary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/subscription-settlement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The licenses under a subscription or order and their usage per group and feature */
+        get: operations["getSubscriptionSettlement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/exports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Exports newest first (metadata only). */
+        get: operations["listReportExports"];
+        put?: never;
+        /** @description Freezes a report: takes its snapshot now, stores it with its digest and renders the artifact once. The answer shows the final status (ready, or failed with the reason given by a download). */
+        post: operations["createReportExport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/exports/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["getReportExport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/exports/{id}/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The stored artifact, byte for byte: Content-Type as the export's content_type, Content-Disposition attachment with a file name, ETag and X-LicenseKit-Artifact-Digest from artifact_digest. 409 CONFLICT unless the export is ready. */
+        get: operations["downloadReportExport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ops/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Request volume, error rates, p99 latency, scope denials, idempotency conflicts and replays, runtime denials, server errors and the webhook backlog for the last hour and the last day, across every server process. */
+        get: operations["getOpsSummary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ops/runtime-errors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Runtime denials recorded in the audit feed, grouped by code, operation and product, with first and last occurrence and sample request ids. Denials without a license (UNAUTHORIZED) and those no event records are counted only in the summary; see docs/operations.md. */
+        get: operations["listOpsRuntimeErrors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ops/webhook-health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Per webhook endpoint: pending and failed deliveries, deliveries in the last 24 hours, the last delivery and the last failure, the oldest pending delivery's age; with totals. */
+        get: operations["getOpsWebhookHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -15201,6 +15439,2635 @@ export interface operations {
             };
             /** @description CONFLICT, IDEMPOTENCY_CONFLICT, IDEMPOTENCY_IN_PROGRESS */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Defaults to 50 and is clamped to 200. */
+                limit?: number;
+                /** @description page_info.next_cursor of the previous page. */
+                cursor?: string;
+                status?: "pending" | "delivered" | "failed";
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @description whd_…; sent as X-Locksmith-Delivery-ID and in the body, the same on every attempt. */
+                            id: string;
+                            webhook_id: string;
+                            /** @description The audit event delivered (GET /api/v1/events). */
+                            event_sequence: number;
+                            event_type: string;
+                            /**
+                             * @description pending (waiting for its next attempt; also while the endpoint is inactive), delivered (a 2xx answer), failed (12 attempts of a round failed).
+                             * @enum {string}
+                             */
+                            status: "pending" | "delivered" | "failed";
+                            /** @description Attempts made so far, over every round. */
+                            attempts: number;
+                            /** @description When the next attempt is due; null unless pending. */
+                            next_attempt_at: string | null;
+                            /** @description When the last attempt was made; null before the first. */
+                            last_attempt_at: string | null;
+                            /** @description HTTP status of the last answer; null when there was none (refused, timeout, connection error). */
+                            last_status_code: number | null;
+                            /** @description Why the last attempt failed (e.g. `HTTP 500`, `timeout: …`, `blocked: resolves to a private address`); null after a success. */
+                            last_error: string | null;
+                            /** @description The first 2048 bytes of the last answer's body. */
+                            last_response_body: string | null;
+                            /** @description When a 2xx answer was last received. */
+                            delivered_at: string | null;
+                            /** Format: date-time */
+                            created_at: string;
+                        }[];
+                        page_info: {
+                            next_cursor: string | null;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description INVALID_QUERY */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    retryWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @description whd_…; sent as X-Locksmith-Delivery-ID and in the body, the same on every attempt. */
+                            id: string;
+                            webhook_id: string;
+                            /** @description The audit event delivered (GET /api/v1/events). */
+                            event_sequence: number;
+                            event_type: string;
+                            /**
+                             * @description pending (waiting for its next attempt; also while the endpoint is inactive), delivered (a 2xx answer), failed (12 attempts of a round failed).
+                             * @enum {string}
+                             */
+                            status: "pending" | "delivered" | "failed";
+                            /** @description Attempts made so far, over every round. */
+                            attempts: number;
+                            /** @description When the next attempt is due; null unless pending. */
+                            next_attempt_at: string | null;
+                            /** @description When the last attempt was made; null before the first. */
+                            last_attempt_at: string | null;
+                            /** @description HTTP status of the last answer; null when there was none (refused, timeout, connection error). */
+                            last_status_code: number | null;
+                            /** @description Why the last attempt failed (e.g. `HTTP 500`, `timeout: …`, `blocked: resolves to a private address`); null after a success. */
+                            last_error: string | null;
+                            /** @description The first 2048 bytes of the last answer's body. */
+                            last_response_body: string | null;
+                            /** @description When a 2xx answer was last received. */
+                            delivered_at: string | null;
+                            /** Format: date-time */
+                            created_at: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description BAD_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description IDEMPOTENCY_CONFLICT, IDEMPOTENCY_IN_PROGRESS */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listActivities: {
+        parameters: {
+            query?: {
+                /** @description page_info.next_cursor of the previous page. */
+                cursor?: string;
+                /** @description Page size; defaults to 50 and is clamped to 200. */
+                limit?: number;
+                /** @description RFC 3339; rows at or after this time (inclusive). */
+                from?: string;
+                /** @description RFC 3339; rows before this time (exclusive). Must not be before `from`. */
+                to?: string;
+                /** @description An audit event type (docs/events.md), e.g. usage.consumed. */
+                action?: string;
+                source?: "runtime" | "management" | "system";
+                /** @description Only rows of this product id. */
+                product_id?: string;
+                /** @description Only rows of this customer id. */
+                customer_id?: string;
+                /** @description Only rows of this license id. */
+                license_id?: string;
+                /** @description Only rows of this order id. */
+                order_id?: string;
+                /** @description Only rows of this subscription id. */
+                subscription_id?: string;
+                /** @description Only usage of this feature code. */
+                feature_code?: string;
+                /** @description meta.request_id of the request that caused the event. */
+                request_id?: string;
+                result_class?: "success" | "denied";
+                /** @description The HTTP status the event's request was answered with. */
+                status_code?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @description The audit event's sequence (GET /api/v1/events). */
+                            sequence: number;
+                            /** @description The event type. */
+                            action: string;
+                            /**
+                             * @description runtime (a license key), management (an API key), system (the server itself).
+                             * @enum {string}
+                             */
+                            source: "runtime" | "management" | "system";
+                            resource_type: string;
+                            resource_id: string | null;
+                            /** @description The license the event concerns. */
+                            license_id: string | null;
+                            product_id: string | null;
+                            /** @description From the license's current record when the event concerns a license. */
+                            customer_id: string | null;
+                            order_id: string | null;
+                            subscription_id: string | null;
+                            feature_code: string | null;
+                            request_id: string | null;
+                            /** @enum {string} */
+                            result_class: "success" | "denied";
+                            /** @description The HTTP status the request was answered with; null for system events. */
+                            status_code: number | null;
+                            /** @description The error code of a denial; null on success. */
+                            error_code: string | null;
+                            /** Format: date-time */
+                            occurred_at: string;
+                        }[];
+                        page_info: {
+                            /** @description Pass as `cursor` for the next (older) page; null on the last page. */
+                            next_cursor: string | null;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description INVALID_QUERY */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getUsageSummary: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339; rows at or after this time (inclusive). */
+                from?: string;
+                /** @description RFC 3339; rows before this time (exclusive). Must not be before `from`. */
+                to?: string;
+                /** @description Split the totals by this field. */
+                group_by?: "customer_id" | "product_id" | "license_id" | "feature_code" | "order_id" | "subscription_id";
+                /** @description Split the totals into UTC hours or days. */
+                bucket?: "1h" | "1d";
+                /** @description Only rows of this product id. */
+                product_id?: string;
+                /** @description Only rows of this customer id. */
+                customer_id?: string;
+                /** @description Only rows of this license id. */
+                license_id?: string;
+                /** @description Only rows of this order id. */
+                order_id?: string;
+                /** @description Only rows of this subscription id. */
+                subscription_id?: string;
+                /** @description Only usage of this feature code. */
+                feature_code?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @description The window as asked; null = open. */
+                            window: {
+                                from: string | null;
+                                to: string | null;
+                            };
+                            group_by: ("customer_id" | "product_id" | "license_id" | "feature_code" | "order_id" | "subscription_id") | null;
+                            bucket: ("1h" | "1d") | null;
+                            totals: {
+                                consumed_amount: number;
+                                consume_count: number;
+                                /** @description Successful validate calls; null with a feature_code filter (calls have no feature). */
+                                validate_count: number | null;
+                                check_count: number | null;
+                            };
+                            rows: {
+                                /** @description The group_by value (null: none set, or the license has none). */
+                                group: string | null;
+                                /** @description Start of the UTC hour or day; null without bucket. */
+                                bucket_start: string | null;
+                                consumed_amount: number;
+                                consume_count: number;
+                                /** @description null when grouped by feature_code or filtered by it. */
+                                validate_count: number | null;
+                                check_count: number | null;
+                            }[];
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description INVALID_QUERY */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listUsageLedger: {
+        parameters: {
+            query?: {
+                /** @description page_info.next_cursor of the previous page. */
+                cursor?: string;
+                /** @description Page size; defaults to 50 and is clamped to 200. */
+                limit?: number;
+                /** @description RFC 3339; rows at or after this time (inclusive). */
+                from?: string;
+                /** @description RFC 3339; rows before this time (exclusive). Must not be before `from`. */
+                to?: string;
+                /** @description The ledger's only action today. */
+                action?: "usage.consumed";
+                /** @description Only rows of this product id. */
+                product_id?: string;
+                /** @description Only rows of this customer id. */
+                customer_id?: string;
+                /** @description Only rows of this license id. */
+                license_id?: string;
+                /** @description Only rows of this order id. */
+                order_id?: string;
+                /** @description Only rows of this subscription id. */
+                subscription_id?: string;
+                /** @description Only usage of this feature code. */
+                feature_code?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @description The client's event_id of the consume. */
+                            event_id: string;
+                            /** @enum {string} */
+                            action: "usage.consumed";
+                            license_id: string;
+                            product_id: string;
+                            customer_id: string | null;
+                            order_id: string | null;
+                            subscription_id: string | null;
+                            feature_id: string;
+                            feature_code: string;
+                            device_id: string | null;
+                            amount: number;
+                            /** Format: date-time */
+                            occurred_at: string;
+                        }[];
+                        page_info: {
+                            /** @description Pass as `cursor` for the next (older) page; null on the last page. */
+                            next_cursor: string | null;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description INVALID_QUERY */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getLicenseAudit: {
+        parameters: {
+            query: {
+                /** @description The license (required). */
+                license_id: string;
+                /** @description RFC 3339; rows at or after this time (inclusive). */
+                from?: string;
+                /** @description RFC 3339; rows before this time (exclusive). Must not be before `from`. */
+                to?: string;
+                /** @description Most events listed (newest first); defaults to 50, clamped to 200. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            license: {
+                                id: string;
+                                product_id: string;
+                                policy_id: string;
+                                customer_id?: string;
+                                order_id?: string;
+                                subscription_id?: string;
+                                /** @enum {string} */
+                                status: "active" | "suspended" | "expired" | "revoked" | "grace_period";
+                                license_key_prefix: string;
+                                license_key_last4: string;
+                                customer_email?: string;
+                                customer_name?: string;
+                                active_device_count: number;
+                                times_activated: number;
+                                times_transferred: number;
+                                total_consumptions: number;
+                                entitlement_version: number;
+                                /** Format: date-time */
+                                starts_at?: string;
+                                /** Format: date-time */
+                                expires_at?: string;
+                                /** Format: date-time */
+                                maintenance_expires_at?: string;
+                                metadata: {
+                                    [key: string]: unknown;
+                                };
+                                /** Format: date-time */
+                                created_at: string;
+                                /** Format: date-time */
+                                updated_at: string;
+                            };
+                            /** @description The window as asked; null = open. */
+                            window: {
+                                from: string | null;
+                                to: string | null;
+                            };
+                            devices: {
+                                total: number;
+                                active: number;
+                                by_status: {
+                                    active: number;
+                                    deactivated: number;
+                                    blacklisted: number;
+                                    reset: number;
+                                    expired: number;
+                                };
+                            };
+                            usage: {
+                                totals: {
+                                    consumed_amount: number;
+                                    consume_count: number;
+                                };
+                                by_feature: {
+                                    feature_code: string;
+                                    consumed_amount: number;
+                                    consume_count: number;
+                                }[];
+                            };
+                            runtime_calls: {
+                                validate_count: number;
+                                check_count: number;
+                            };
+                            events: {
+                                /** @description Events in the window. */
+                                total: number;
+                                rows: {
+                                    /** @description The audit event's sequence (GET /api/v1/events). */
+                                    sequence: number;
+                                    /** @description The event type. */
+                                    action: string;
+                                    /**
+                                     * @description runtime (a license key), management (an API key), system (the server itself).
+                                     * @enum {string}
+                                     */
+                                    source: "runtime" | "management" | "system";
+                                    resource_type: string;
+                                    resource_id: string | null;
+                                    /** @description The license the event concerns. */
+                                    license_id: string | null;
+                                    product_id: string | null;
+                                    /** @description From the license's current record when the event concerns a license. */
+                                    customer_id: string | null;
+                                    order_id: string | null;
+                                    subscription_id: string | null;
+                                    feature_code: string | null;
+                                    request_id: string | null;
+                                    /** @enum {string} */
+                                    result_class: "success" | "denied";
+                                    /** @description The HTTP status the request was answered with; null for system events. */
+                                    status_code: number | null;
+                                    /** @description The error code of a denial; null on success. */
+                                    error_code: string | null;
+                                    /** Format: date-time */
+                                    occurred_at: string;
+                                }[];
+                            };
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description INVALID_QUERY */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getCustomerSummary: {
+        parameters: {
+            query: {
+                /** @description The customer (required). */
+                customer_id: string;
+                /** @description RFC 3339; rows at or after this time (inclusive). */
+                from?: string;
+                /** @description RFC 3339; rows before this time (exclusive). Must not be before `from`. */
+                to?: string;
+                /** @description Most recent activities listed; defaults to 50, clamped to 200. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            customer: {
+                                id: string;
+                                name: string;
+                                code: string;
+                                email?: string;
+                                metadata: {
+                                    [key: string]: unknown;
+                                };
+                                /** Format: date-time */
+                                created_at: string;
+                                /** Format: date-time */
+                                updated_at: string;
+                            };
+                            /** @description The window as asked; null = open. */
+                            window: {
+                                from: string | null;
+                                to: string | null;
+                            };
+                            licenses: {
+                                total: number;
+                                by_status: {
+                                    active: number;
+                                    suspended: number;
+                                    expired: number;
+                                    revoked: number;
+                                    grace_period: number;
+                                };
+                            };
+                            usage: {
+                                totals: {
+                                    consumed_amount: number;
+                                    consume_count: number;
+                                };
+                                by_feature: {
+                                    feature_code: string;
+                                    consumed_amount: number;
+                                    consume_count: number;
+                                }[];
+                            };
+                            runtime_calls: {
+                                validate_count: number;
+                                check_count: number;
+                            };
+                            recent_activity: {
+                                /** @description The audit event's sequence (GET /api/v1/events). */
+                                sequence: number;
+                                /** @description The event type. */
+                                action: string;
+                                /**
+                                 * @description runtime (a license key), management (an API key), system (the server itself).
+                                 * @enum {string}
+                                 */
+                                source: "runtime" | "management" | "system";
+                                resource_type: string;
+                                resource_id: string | null;
+                                /** @description The license the event concerns. */
+                                license_id: string | null;
+                                product_id: string | null;
+                                /** @description From the license's current record when the event concerns a license. */
+                                customer_id: string | null;
+                                order_id: string | null;
+                                subscription_id: string | null;
+                                feature_code: string | null;
+                                request_id: string | null;
+                                /** @enum {string} */
+                                result_class: "success" | "denied";
+                                /** @description The HTTP status the request was answered with; null for system events. */
+                                status_code: number | null;
+                                /** @description The error code of a denial; null on success. */
+                                error_code: string | null;
+                                /** Format: date-time */
+                                occurred_at: string;
+                            }[];
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description INVALID_QUERY */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getSubscriptionSettlement: {
+        parameters: {
+            query?: {
+                /** @description The subscription; this or order_id is required (both: licenses of both). */
+                subscription_id?: string;
+                /** @description The order; this or subscription_id is required. */
+                order_id?: string;
+                /** @description RFC 3339; rows at or after this time (inclusive). */
+                from?: string;
+                /** @description RFC 3339; rows before this time (exclusive). Must not be before `from`. */
+                to?: string;
+                /** @description Split usage by this field, then by feature code; default license_id. */
+                group_by?: "customer_id" | "product_id" | "license_id" | "feature_code" | "order_id" | "subscription_id";
+                /** @description Most licenses listed (by id); defaults to 50, clamped to 200. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            subscription: {
+                                id: string;
+                                product_id: string;
+                                customer_id?: string;
+                                external_system: string;
+                                external_id: string;
+                                /** @enum {string} */
+                                status: "trialing" | "active" | "past_due" | "paused" | "canceled";
+                                /** Format: date-time */
+                                current_period_start: string;
+                                /** Format: date-time */
+                                current_period_end: string;
+                                cancel_at_period_end: boolean;
+                                /** Format: date-time */
+                                canceled_at?: string;
+                                metadata: {
+                                    [key: string]: unknown;
+                                };
+                                /** Format: date-time */
+                                created_at: string;
+                                /** Format: date-time */
+                                updated_at: string;
+                            } | null;
+                            order: {
+                                id: string;
+                                product_id: string;
+                                customer_id?: string;
+                                subscription_id?: string;
+                                external_system: string;
+                                external_id: string;
+                                /** @enum {string} */
+                                status: "pending" | "paid" | "fulfilled" | "canceled" | "refunded";
+                                /** Format: date-time */
+                                period_start?: string;
+                                /** Format: date-time */
+                                period_end?: string;
+                                metadata: {
+                                    [key: string]: unknown;
+                                };
+                                /** Format: date-time */
+                                created_at: string;
+                                /** Format: date-time */
+                                updated_at: string;
+                            } | null;
+                            /** @description The window as asked; null = open. */
+                            window: {
+                                from: string | null;
+                                to: string | null;
+                            };
+                            /** @enum {string} */
+                            group_by: "customer_id" | "product_id" | "license_id" | "feature_code" | "order_id" | "subscription_id";
+                            licenses: {
+                                total: number;
+                                by_status: {
+                                    active: number;
+                                    suspended: number;
+                                    expired: number;
+                                    revoked: number;
+                                    grace_period: number;
+                                };
+                                rows: {
+                                    id: string;
+                                    product_id: string;
+                                    customer_id: string | null;
+                                    order_id: string | null;
+                                    subscription_id: string | null;
+                                    /** @enum {string} */
+                                    status: "active" | "suspended" | "expired" | "revoked" | "grace_period";
+                                }[];
+                            };
+                            usage: {
+                                totals: {
+                                    consumed_amount: number;
+                                    consume_count: number;
+                                };
+                                by_group: {
+                                    group: string | null;
+                                    feature_code: string;
+                                    consumed_amount: number;
+                                    consume_count: number;
+                                }[];
+                            };
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description INVALID_QUERY */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listReportExports: {
+        parameters: {
+            query?: {
+                /** @description Defaults to 50 and is clamped to 200. */
+                limit?: number;
+                /** @description page_info.next_cursor of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @description rptx_ + 26 characters. */
+                            id: string;
+                            /** @enum {string} */
+                            report_kind: "usage-summary" | "usage-ledger" | "license-audit" | "customer-summary" | "subscription-settlement";
+                            /** @enum {string} */
+                            format: "json" | "csv" | "pdf";
+                            /**
+                             * @description pending while the artifact is rendered; ready when it can be downloaded; failed when rendering failed (a download answers 409 with the reason).
+                             * @enum {string}
+                             */
+                            status: "pending" | "ready" | "failed";
+                            /** @description The validated filters the snapshot was taken with. */
+                            filters: {
+                                [key: string]: string | number;
+                            };
+                            /** @description Hex SHA-256 of the snapshot's canonical JSON (keys sorted, no whitespace). */
+                            digest: string;
+                            /** @description Hex SHA-256 of the downloadable bytes; null unless status is ready. For json it equals digest. */
+                            artifact_digest: string | null;
+                            /** @description application/json, text/csv; charset=utf-8 or application/pdf. */
+                            content_type: string;
+                            /** @description The id of the API key that created the export. */
+                            created_by: string;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            updated_at: string;
+                            /** @description /api/v1/reports/exports/{id}/download */
+                            download_url: string;
+                        }[];
+                        page_info: {
+                            next_cursor: string | null;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description INVALID_QUERY */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    createReportExport: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    report_kind: "usage-summary" | "usage-ledger" | "license-audit" | "customer-summary" | "subscription-settlement";
+                    /**
+                     * @description Default json.
+                     * @enum {string}
+                     */
+                    format?: "json" | "csv" | "pdf";
+                    /** @description The report's parameters as its live read takes them (docs/reporting.md), e.g. from, to, product_id, license_id; `cursor` is not accepted, nor `limit` for usage-ledger (an export holds every matching row). A bad or unknown filter is 422 VALIDATION_ERROR naming `filters.<name>`. */
+                    filters?: {
+                        [key: string]: string | number;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @description rptx_ + 26 characters. */
+                            id: string;
+                            /** @enum {string} */
+                            report_kind: "usage-summary" | "usage-ledger" | "license-audit" | "customer-summary" | "subscription-settlement";
+                            /** @enum {string} */
+                            format: "json" | "csv" | "pdf";
+                            /**
+                             * @description pending while the artifact is rendered; ready when it can be downloaded; failed when rendering failed (a download answers 409 with the reason).
+                             * @enum {string}
+                             */
+                            status: "pending" | "ready" | "failed";
+                            /** @description The validated filters the snapshot was taken with. */
+                            filters: {
+                                [key: string]: string | number;
+                            };
+                            /** @description Hex SHA-256 of the snapshot's canonical JSON (keys sorted, no whitespace). */
+                            digest: string;
+                            /** @description Hex SHA-256 of the downloadable bytes; null unless status is ready. For json it equals digest. */
+                            artifact_digest: string | null;
+                            /** @description application/json, text/csv; charset=utf-8 or application/pdf. */
+                            content_type: string;
+                            /** @description The id of the API key that created the export. */
+                            created_by: string;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            updated_at: string;
+                            /** @description /api/v1/reports/exports/{id}/download */
+                            download_url: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description INVALID_JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description IDEMPOTENCY_CONFLICT, IDEMPOTENCY_IN_PROGRESS */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description VALIDATION_ERROR */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getReportExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @description rptx_ + 26 characters. */
+                            id: string;
+                            /** @enum {string} */
+                            report_kind: "usage-summary" | "usage-ledger" | "license-audit" | "customer-summary" | "subscription-settlement";
+                            /** @enum {string} */
+                            format: "json" | "csv" | "pdf";
+                            /**
+                             * @description pending while the artifact is rendered; ready when it can be downloaded; failed when rendering failed (a download answers 409 with the reason).
+                             * @enum {string}
+                             */
+                            status: "pending" | "ready" | "failed";
+                            /** @description The validated filters the snapshot was taken with. */
+                            filters: {
+                                [key: string]: string | number;
+                            };
+                            /** @description Hex SHA-256 of the snapshot's canonical JSON (keys sorted, no whitespace). */
+                            digest: string;
+                            /** @description Hex SHA-256 of the downloadable bytes; null unless status is ready. For json it equals digest. */
+                            artifact_digest: string | null;
+                            /** @description application/json, text/csv; charset=utf-8 or application/pdf. */
+                            content_type: string;
+                            /** @description The id of the API key that created the export. */
+                            created_by: string;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            updated_at: string;
+                            /** @description /api/v1/reports/exports/{id}/download */
+                            download_url: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    downloadReportExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The artifact bytes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "text/csv": string;
+                    "application/pdf": string;
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description CONFLICT */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getOpsSummary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** Format: date-time */
+                            generated_at: string;
+                            last_hour: {
+                                /** Format: date-time */
+                                from: string;
+                                /** Format: date-time */
+                                to: string;
+                                /** @description management, runtime and system, always in this order. */
+                                surfaces: {
+                                    /** @enum {string} */
+                                    surface: "management" | "runtime" | "system";
+                                    requests: number;
+                                    errors_4xx: number;
+                                    errors_5xx: number;
+                                    /** @description (errors_4xx + errors_5xx) / requests, rounded to 4 decimals. */
+                                    error_rate: number;
+                                    /** @description errors_5xx / requests, rounded to 4 decimals. */
+                                    server_error_rate: number;
+                                    /** @description Upper bound (ms) of the latency bucket holding the 99th percentile (bounds: 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000; the last also holds slower answers); null without requests. */
+                                    p99_ms: number | null;
+                                }[];
+                                scope_denials: {
+                                    total: number;
+                                    /** @description 403 TOKEN_SCOPE_DENIED by the scope the route requires; most frequent first. */
+                                    by_scope: {
+                                        scope: string;
+                                        count: number;
+                                    }[];
+                                };
+                                idempotency: {
+                                    /** @description 409 IDEMPOTENCY_CONFLICT: a key reused with a different request. */
+                                    conflicts: number;
+                                    /** @description 409 IDEMPOTENCY_IN_PROGRESS: a key reused while the first request still ran. */
+                                    in_progress: number;
+                                    /** @description Stored answers replayed (Idempotent-Replayed: true). */
+                                    replays: number;
+                                };
+                                runtime_denials: {
+                                    total: number;
+                                    /** @description Runtime answers with a 4xx status by error code (replays excluded); most frequent first. */
+                                    by_code: {
+                                        code: string;
+                                        count: number;
+                                    }[];
+                                };
+                                server_errors: {
+                                    total: number;
+                                    /** @description A fraction of requests, rounded to 4 decimals; 0 when there were none. */
+                                    rate: number;
+                                    /** @description 5xx answers by surface, operation, status and code; most frequent first. */
+                                    by_operation: {
+                                        /** @enum {string} */
+                                        surface: "management" | "runtime" | "system";
+                                        operation: string;
+                                        status: number;
+                                        code: string;
+                                        count: number;
+                                    }[];
+                                };
+                                /** @description Webhook deliveries that gave up (status failed) with their last attempt in this window. */
+                                webhook_failures: number;
+                            };
+                            last_day: {
+                                /** Format: date-time */
+                                from: string;
+                                /** Format: date-time */
+                                to: string;
+                                /** @description management, runtime and system, always in this order. */
+                                surfaces: {
+                                    /** @enum {string} */
+                                    surface: "management" | "runtime" | "system";
+                                    requests: number;
+                                    errors_4xx: number;
+                                    errors_5xx: number;
+                                    /** @description (errors_4xx + errors_5xx) / requests, rounded to 4 decimals. */
+                                    error_rate: number;
+                                    /** @description errors_5xx / requests, rounded to 4 decimals. */
+                                    server_error_rate: number;
+                                    /** @description Upper bound (ms) of the latency bucket holding the 99th percentile (bounds: 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000; the last also holds slower answers); null without requests. */
+                                    p99_ms: number | null;
+                                }[];
+                                scope_denials: {
+                                    total: number;
+                                    /** @description 403 TOKEN_SCOPE_DENIED by the scope the route requires; most frequent first. */
+                                    by_scope: {
+                                        scope: string;
+                                        count: number;
+                                    }[];
+                                };
+                                idempotency: {
+                                    /** @description 409 IDEMPOTENCY_CONFLICT: a key reused with a different request. */
+                                    conflicts: number;
+                                    /** @description 409 IDEMPOTENCY_IN_PROGRESS: a key reused while the first request still ran. */
+                                    in_progress: number;
+                                    /** @description Stored answers replayed (Idempotent-Replayed: true). */
+                                    replays: number;
+                                };
+                                runtime_denials: {
+                                    total: number;
+                                    /** @description Runtime answers with a 4xx status by error code (replays excluded); most frequent first. */
+                                    by_code: {
+                                        code: string;
+                                        count: number;
+                                    }[];
+                                };
+                                server_errors: {
+                                    total: number;
+                                    /** @description A fraction of requests, rounded to 4 decimals; 0 when there were none. */
+                                    rate: number;
+                                    /** @description 5xx answers by surface, operation, status and code; most frequent first. */
+                                    by_operation: {
+                                        /** @enum {string} */
+                                        surface: "management" | "runtime" | "system";
+                                        operation: string;
+                                        status: number;
+                                        code: string;
+                                        count: number;
+                                    }[];
+                                };
+                                /** @description Webhook deliveries that gave up (status failed) with their last attempt in this window. */
+                                webhook_failures: number;
+                            };
+                            webhooks: {
+                                /** @description Deliveries waiting to be sent (inactive endpoints' included). */
+                                pending: number;
+                                /** @description null when nothing is pending. */
+                                oldest_pending_age_seconds: number | null;
+                                /** @description Deliveries that gave up after every attempt (retry them with the delivery retry route). */
+                                failed: number;
+                            };
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listOpsRuntimeErrors: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339; default 24 hours before `to`. */
+                from?: string;
+                /** @description RFC 3339; default now. */
+                to?: string;
+                product_id?: string;
+                /** @description An error code, e.g. LICENSE_EXPIRED. */
+                code?: string;
+                /** @description The runtime operationId. */
+                operation?: "activateLicense" | "validateLicense" | "checkLicense" | "consumeLicense" | "issueOfflineLicense" | "deactivateLicense" | "checkoutFloatingLicense";
+                /** @description Groups to return; defaults to 50 and is clamped to 200. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** Format: date-time */
+                            from: string;
+                            /** Format: date-time */
+                            to: string;
+                            /** @description Denials in every group, also those past `limit`. */
+                            total_denials: number;
+                            total_groups: number;
+                            /** @description Most frequent first, then most recent. */
+                            groups: {
+                                code: string;
+                                /** @description operationId of the runtime call. */
+                                operation: string;
+                                product_id: string | null;
+                                count: number;
+                                /** Format: date-time */
+                                first_seen_at: string;
+                                /** Format: date-time */
+                                last_seen_at: string;
+                                /** @description meta.request_id of up to 5 of the newest denials in the group. */
+                                sample_request_ids: string[];
+                            }[];
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description INVALID_QUERY */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getOpsWebhookHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            endpoints: {
+                                id: string;
+                                name: string;
+                                /** @description The endpoint URL without query string or fragment (a query may carry the receiver's token). */
+                                url: string;
+                                is_active: boolean;
+                                pending: number;
+                                failed: number;
+                                delivered_last_24h: number;
+                                last_delivery_at: string | null;
+                                oldest_pending_age_seconds: number | null;
+                                last_failure: {
+                                    delivery_id: string;
+                                    at: string | null;
+                                    /** @description The receiver's HTTP status; null when no answer came (timeout, refused, blocked). */
+                                    status_code: number | null;
+                                    error: string | null;
+                                } | null;
+                            }[];
+                            totals: {
+                                endpoints: number;
+                                active_endpoints: number;
+                                pending: number;
+                                failed: number;
+                                delivered_last_24h: number;
+                                oldest_pending_age_seconds: number | null;
+                            };
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description UNAUTHORIZED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                            detail?: string;
+                        };
+                        signature?: {
+                            /** @enum {string} */
+                            alg: "Ed25519";
+                            kid: string;
+                            /** @description Base64 Ed25519 signature over JSON.stringify(data). */
+                            value: string;
+                        };
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            /** @description TOKEN_SCOPE_DENIED */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

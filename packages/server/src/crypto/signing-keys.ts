@@ -49,6 +49,7 @@ export class Keyring {
   readonly #wrapKey: Buffer;
   #active: { kid: string; key: KeyObject } | null = null;
   #timer: NodeJS.Timeout | null = null;
+  #onSign: ((seconds: number) => void) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -96,10 +97,18 @@ export class Keyring {
     return this.#active.kid;
   }
 
+  /** Called with the duration (seconds) of every signature made (licensekit_signing_duration_seconds). */
+  observeSigning(fn: (seconds: number) => void): void {
+    this.#onSign = fn;
+  }
+
   sign(bytes: string | Buffer): Signature {
     if (!this.#active) throw new Error("keyring not loaded");
     const data = typeof bytes === "string" ? Buffer.from(bytes, "utf8") : bytes;
-    return { alg: "Ed25519", kid: this.#active.kid, value: sign(null, data, this.#active.key).toString("base64") };
+    const started = this.#onSign ? process.hrtime.bigint() : 0n;
+    const value = sign(null, data, this.#active.key).toString("base64");
+    if (this.#onSign) this.#onSign(Number(process.hrtime.bigint() - started) / 1e9);
+    return { alg: "Ed25519", kid: this.#active.kid, value };
   }
 
   /** Makes a new key active and retires the current one, in one transaction. */

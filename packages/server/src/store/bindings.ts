@@ -17,6 +17,8 @@ export interface BindRequest {
   ip: string | null;
   requestId: string;
   now: number;
+  /** Extra metadata for the denial's audit event (consume adds its feature_code). */
+  denialMetadata?: Record<string, unknown>;
 }
 
 /** `version` is the app_version's eligibility, judged under the lock (for the entitlement's version_eligibility). */
@@ -52,13 +54,18 @@ export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promi
   const actor = { actor_type: "license" as const, actor_id: license.id, resource_type: "license", resource_id: license.id, request_id: r.requestId, ip_address: r.ip, created_at: r.now };
 
   if (!decision.allow) {
-    if (decision.code === "ACTIVATION_LIMIT_EXCEEDED") {
-      await recordEvent(trx, {
-        ...actor,
-        event_type: "license.activation_limit_exceeded",
-        metadata: { ...bindingSummary(r.binding), max_activations: policy.max_activations, implicit: r.op !== "activate" },
-      });
-    }
+    // Every denial is recorded in the call's transaction (D7): the activation limit as its own
+    // event type, anything else (inactive, expired, blacklisted, VM, version, …) as validation_denied.
+    await recordEvent(
+      trx,
+      decision.code === "ACTIVATION_LIMIT_EXCEEDED"
+        ? {
+            ...actor,
+            event_type: "license.activation_limit_exceeded",
+            metadata: { operation: r.op, ...bindingSummary(r.binding), max_activations: policy.max_activations, implicit: r.op !== "activate", ...r.denialMetadata },
+          }
+        : { ...actor, event_type: "license.validation_denied", metadata: { operation: r.op, code: decision.code, ...bindingSummary(r.binding), ...r.denialMetadata } },
+    );
     return { allowed: false, decision, license, policy, version };
   }
 

@@ -85,11 +85,17 @@ export const consumeRoute: FastifyPluginAsyncTypebox = async (app) => {
           return deniedOutcome(req, d);
         };
 
-        const r = await bindDevice(trx, lk.store.engine, { licenseId, op: "consume", binding, ip: req.ip, requestId: req.id, now });
-        if (!r.allowed) {
-          // bindDevice already recorded license.activation_limit_exceeded.
-          return r.decision.code === "ACTIVATION_LIMIT_EXCEEDED" ? deniedOutcome(req, r.decision) : denied(r.decision);
-        }
+        const r = await bindDevice(trx, lk.store.engine, {
+          licenseId,
+          op: "consume",
+          binding,
+          ip: req.ip,
+          requestId: req.id,
+          now,
+          denialMetadata: { feature_code: featureCode },
+        });
+        // bindDevice recorded the denial's event.
+        if (!r.allowed) return deniedOutcome(req, r.decision);
 
         const assignment = await findAssignmentByCode(trx, licenseId, featureCode);
         const why = featureRefusal(featureCode, assignment, now);
