@@ -5,9 +5,11 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController, type RouteOptions } from "fastify";
 import { managementAuth, runtimeAuth } from "./http/auth.js";
 import { errorHandler, sendError, toApiError } from "./http/error-handler.js";
+import { ApiError } from "./http/errors.js";
 import "./http/fastify-types.js";
 import { idempotencyPreHandler, settleClaimOnSend } from "./http/idempotency.js";
 import { installNotFound } from "./http/not-found.js";
+import { clientErrorHandler, exceedsJsonDepth, MAX_JSON_DEPTH, refuseNulCharacters, timeoutOptions } from "./http/transport.js";
 import { RateLimits } from "./http/rate-limit.js";
 import { errorResponses } from "./http/schemas.js";
 import { validatorCompiler } from "./http/validation.js";
@@ -21,6 +23,8 @@ import { systemRoutes } from "./routes/system.js";
 import type { Services } from "./services.js";
 
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A client that puts a credential in X-Request-Id must not get it written to the logs. */
+const CREDENTIAL_LIKE = /(lsk|lkm|llt|whsec)_/i;
 
 export interface BuildOptions {
   /** pino options or false; defaults to JSON logs at the configured level. */
@@ -39,6 +43,9 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
     // One log line per request, written by the onResponse hook below.
     logController: new LogController({ requestIdLogLabel: "request_id", disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
+    // A stalled or trickling request is cut off (LICENSEKIT_REQUEST_TIMEOUT_MS); HTTP-level failures get the envelope.
+    ...timeoutOptions(config.requestTimeoutMs),
+    clientErrorHandler: clientErrorHandler(services),
     trustProxy: config.trustedProxies.length > 0 ? config.trustedProxies : false,
     return503OnClosing: false,
     routerOptions: { maxParamLength: 200 },
@@ -64,6 +71,8 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
     const text = typeof body === "string" ? body : body.toString("utf8");
     if (text.trim() === "") return done(null, undefined);
+    // Refused before parsing: deep nesting would overflow the stack in later recursive steps.
+    if (exceedsJsonDepth(text)) return done(new ApiError("INVALID_JSON", `JSON nests deeper than ${MAX_JSON_DEPTH} levels`), undefined);
     parseJson(req, text, done);
   });
 
@@ -74,13 +83,17 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
   app.addHook("onRequest", async (req, reply) => {
     reply.header("x-request-id", req.id);
     const incoming = req.headers["x-request-id"];
-    if (typeof incoming === "string" && CORRELATION_ID.test(incoming)) {
+    if (typeof incoming === "string" && CORRELATION_ID.test(incoming) && !CREDENTIAL_LIKE.test(incoming)) {
       req.correlationId = incoming;
       req.log = req.log.child({ correlation_id: incoming });
     }
   });
 
   app.addHook("onSend", settleClaimOnSend);
+  // Before any route group's own preHandlers (idempotency claims): U+0000 is refused on both engines.
+  app.addHook("preHandler", refuseNulCharacters);
+  // A write invalidates the runtime cache of this process before its answer leaves (read-your-writes).
+  app.addHook("onSend", services.runtimeInvalidation.afterWrite);
 
   app.addHook("onResponse", async (req, reply) => {
     const route = req.routeOptions.url ?? "unmatched";
@@ -148,6 +161,7 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
     // webhook attempts in flight are aborted and their claims given back before the store closes
     await services.webhookDelivery.stop();
     services.sideEffects.stop();
+    await services.runtimeInvalidation.stop();
     await services.sideEffects.flush();
     services.requestStats.stop();
     await services.requestStats.flush().catch((err) => app.log.error({ err }, "request statistics flush failed"));
@@ -165,6 +179,8 @@ export function startBackgroundWork(app: FastifyInstance): void {
   const lk = app.lk;
   lk.keyring.startRefreshing(lk.config.keyRefreshSeconds * 1000, (err) => app.log.error({ err }, "signing key refresh failed"));
   lk.sideEffects.start(lk.config.sideEffectFlushMs);
+  // The runtime cache's change feed (LISTEN on PostgreSQL, polling on both); the cache is served only while it is live.
+  void lk.runtimeInvalidation.start((err, what) => app.log.error({ err }, `${what} failed`));
   // The webhook outbox (D6): polled every LICENSEKIT_WEBHOOK_POLL_MS; stopped by the onClose above.
   lk.webhookDelivery.start(app.log);
   // Per-minute request counts for GET /api/v1/ops/summary, on the same cadence; old minutes purged.

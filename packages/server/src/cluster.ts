@@ -25,8 +25,14 @@ export interface ClusterTimings {
   shutdownDeadlineMs: number;
 }
 
-// A worker gives itself 10 s to drain (main.ts); the primary waits a little longer before SIGKILL.
+// A worker gives itself LICENSEKIT_SHUTDOWN_TIMEOUT_MS (10 s by default) to drain (main.ts); the
+// primary waits 5 s longer than that before SIGKILL (servePrimary).
 export const DEFAULT_TIMINGS: ClusterTimings = { restartBaseMs: 500, restartMaxMs: 30_000, stableAfterMs: 30_000, shutdownDeadlineMs: 15_000 };
+
+/** The primary's deadline: the workers' own shutdown timeout plus 5 s. */
+export function primaryShutdownDeadlineMs(config: Pick<Config, "shutdownTimeoutMs">): number {
+  return config.shutdownTimeoutMs + 5000;
+}
 
 /** Delay before replacing a worker after `crashes` consecutive unexpected exits (1 = the first). */
 export function restartDelay(crashes: number, t: Pick<ClusterTimings, "restartBaseMs" | "restartMaxMs"> = DEFAULT_TIMINGS): number {
@@ -51,7 +57,7 @@ function primaryLogger(level: LogLevel) {
 }
 
 /** Runs the one-time start-up work, then the workers; resolves once they all run (the primary then lives on its event handlers). */
-export async function servePrimary(config: Config, timings: ClusterTimings = DEFAULT_TIMINGS): Promise<void> {
+export async function servePrimary(config: Config, timings: ClusterTimings = { ...DEFAULT_TIMINGS, shutdownDeadlineMs: primaryShutdownDeadlineMs(config) }): Promise<void> {
   const log = primaryLogger(config.logLevel);
 
   // Everything that must happen once per database, before any worker exists. Failures here are

@@ -21,6 +21,8 @@ export interface Config {
   /** IPs or CIDRs of proxies whose X-Forwarded-For is believed. Empty: trust none. */
   trustedProxies: string[];
   bodyLimitBytes: number;
+  /** A request (headers and body) must arrive within this; a stalled or trickling one is answered 400 BAD_REQUEST and its connection closed. */
+  requestTimeoutMs: number;
   idempotencyRetentionHours: number;
   keyRefreshSeconds: number;
   sideEffectFlushMs: number;
@@ -33,6 +35,10 @@ export interface Config {
   rateLimits: RateLimitConfig;
   /** Worker processes of `serve` (node:cluster); 1 serves from the started process itself. */
   workers: number;
+  /** The validate/check state cache (cache/runtime-cache.ts) and its change feed (jobs/runtime-invalidation.ts). */
+  runtimeCache: { size: number; pollMs: number };
+  /** SIGTERM/SIGINT: in-flight requests and webhook attempts get this long (less the flush margin) to finish. */
+  shutdownTimeoutMs: number;
 }
 
 /** D10 limits; 0 turns a limit off. */
@@ -78,6 +84,7 @@ export const SETTINGS = [
   ["LICENSEKIT_LOG_LEVEL", "info", "fatal, error, warn, info, debug, trace or silent"],
   ["LICENSEKIT_TRUSTED_PROXIES", "(none)", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is trusted"],
   ["LICENSEKIT_BODY_LIMIT_BYTES", "262144", "largest accepted request body; larger is 413 PAYLOAD_TOO_LARGE"],
+  ["LICENSEKIT_REQUEST_TIMEOUT_MS", "30000", "a request's headers and body must arrive within this (100..600000); a client that stalls or trickles gets 400 BAD_REQUEST and its connection is closed"],
   ["LICENSEKIT_IDEMPOTENCY_RETENTION_HOURS", "24", "how long idempotent responses are kept for replay"],
   ["LICENSEKIT_DB_POOL_SIZE", "10", "PostgreSQL connections per process"],
   ["LICENSEKIT_KEY_REFRESH_SECONDS", "10", "how often a process re-reads the active signing key (picks up `keys rotate` from another process)"],
@@ -93,6 +100,9 @@ export const SETTINGS = [
   ["LICENSEKIT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", "30", "failed authentications (401) per minute per client IP, on management and runtime routes; past it every attempt from that IP is 429 until the bucket refills; 0 turns the limit off"],
   ["LICENSEKIT_RATE_LIMIT_MANAGEMENT_PER_SECOND", "50", "management calls per second per token (burst of the same size); 0 turns the limit off"],
   ["LICENSEKIT_RATE_LIMIT_STORE", "memory on SQLite with one worker, else database", "memory (this process only) or database (the rate_limit_buckets table, shared by every process on the database)"],
+  ["LICENSEKIT_SHUTDOWN_TIMEOUT_MS", "10000", "on SIGTERM/SIGINT: stop accepting, let in-flight requests and webhook attempts finish, flush batched counters, close the database and exit 0 within this (1000..600000); past it the process exits 1"],
+  ["LICENSEKIT_RUNTIME_CACHE_SIZE", "100000", "licenses whose runtime state (license, policy, features, devices) each process keeps in memory for validate/check (0..10000000); 0 turns the cache off. Changes reach every process within 1 s"],
+  ["LICENSEKIT_RUNTIME_CHANGES_POLL_MS", "200", "how often a process reads the runtime change feed (10..500): how changes arrive on SQLite, the safety net beside LISTEN/NOTIFY on PostgreSQL"],
   ["LICENSEKIT_WORKERS", "1", "worker processes `serve` starts (1..64, node:cluster, sharing one port); `serve --workers N` overrides it. 1 serves from the started process itself"],
 ] as const;
 
@@ -198,6 +208,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: level,
     trustedProxies,
     bodyLimitBytes: intSetting(env, "LICENSEKIT_BODY_LIMIT_BYTES", 262144, 1024, 64 * 1024 * 1024),
+    requestTimeoutMs: intSetting(env, "LICENSEKIT_REQUEST_TIMEOUT_MS", 30000, 100, 600000),
     idempotencyRetentionHours: intSetting(env, "LICENSEKIT_IDEMPOTENCY_RETENTION_HOURS", 24, 1, 24 * 90),
     keyRefreshSeconds: intSetting(env, "LICENSEKIT_KEY_REFRESH_SECONDS", 10, 1, 3600),
     sideEffectFlushMs: intSetting(env, "LICENSEKIT_SIDE_EFFECT_FLUSH_MS", 2000, 10, 600000),
@@ -211,6 +222,11 @@ export function loadConfig(env: Env = process.env): Config {
     exportPdfMaxRows: intSetting(env, "LICENSEKIT_EXPORT_PDF_MAX_ROWS", 10000, 1, 100000),
     rateLimits: parseRateLimits(env, database, workers),
     workers,
+    runtimeCache: {
+      size: intSetting(env, "LICENSEKIT_RUNTIME_CACHE_SIZE", 100_000, 0, 10_000_000),
+      pollMs: intSetting(env, "LICENSEKIT_RUNTIME_CHANGES_POLL_MS", 200, 10, 500),
+    },
+    shutdownTimeoutMs: intSetting(env, "LICENSEKIT_SHUTDOWN_TIMEOUT_MS", 10000, 1000, 600000),
   };
 }
 

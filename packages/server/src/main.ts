@@ -1,5 +1,6 @@
 // Process entry for `licensekit serve`: config → services → app → listen; graceful shutdown on
-// SIGTERM/SIGINT (in-flight requests finish, batched stamps are flushed, the database is closed).
+// SIGTERM/SIGINT within LICENSEKIT_SHUTDOWN_TIMEOUT_MS (new connections refused, in-flight requests
+// and webhook attempts finish, batched stamps and counts are flushed, the database is closed, exit 0).
 // With more than one worker this process is the cluster primary (cluster.ts), and each worker it
 // forks comes back here to serve.
 import cluster from "node:cluster";
@@ -34,14 +35,33 @@ export async function serve(config: Config): Promise<void> {
   const shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
-    app.log.info({ signal }, "shutting down");
+    const started = Date.now();
+    const deadlineMs = config.shutdownTimeoutMs;
+    const graceMs = shutdownGraceMs(deadlineMs);
+    app.log.info({ signal, deadline_ms: deadlineMs }, "shutting down");
     const timer = setTimeout(() => {
-      app.log.error("shutdown timed out; exiting");
+      app.log.error({ deadline_ms: deadlineMs }, "shutdown timed out; exiting");
       process.exit(1);
-    }, 10_000);
+    }, deadlineMs);
     timer.unref();
+    // Requests still running at the end of the grace lose their connections, so the batched
+    // counters are still flushed and the database closed before the deadline.
+    const cut = setTimeout(() => {
+      app.log.warn({ grace_ms: graceMs }, "requests still running at the end of the shutdown grace; closing their connections");
+      app.server.closeAllConnections();
+    }, graceMs);
+    cut.unref();
+    // No new webhook attempts from now on; those in flight may finish within the grace (the app's
+    // onClose waits for this same stop before flushing and closing the database).
+    void services.webhookDelivery.stop(graceMs);
+    // app.close(): the listening socket closes at once (new connections are refused), in-flight
+    // requests finish, then onClose flushes batched stamps, counts and request statistics and closes the database.
     app.close().then(
-      () => process.exit(0),
+      () => {
+        clearTimeout(cut);
+        app.log.info({ signal, ms: Date.now() - started }, "licensekit stopped");
+        process.exit(0);
+      },
       (err) => {
         app.log.error({ err }, "shutdown failed");
         process.exit(1);
@@ -52,6 +72,11 @@ export async function serve(config: Config): Promise<void> {
   process.on("SIGINT", () => shutdown("SIGINT"));
   // A worker whose primary is gone (even killed) stops too, the same graceful way.
   if (worker) process.on("disconnect", () => shutdown("disconnect"));
+}
+
+/** Time in-flight work gets on shutdown: the deadline less a margin (a quarter, at most 2 s) to flush and close. */
+export function shutdownGraceMs(deadlineMs: number): number {
+  return deadlineMs - Math.min(2000, Math.floor(deadlineMs / 4));
 }
 
 /** Printed once, to stdout only, never logged: this is the only time the token is visible. */

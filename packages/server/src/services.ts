@@ -1,11 +1,13 @@
 // Everything a running server holds, created in start-up order: database (migrated), master key
 // (checked against the database), signing keys, bootstrap admin key, metrics, batched side effects.
 import { type BootstrapResult, bootstrapAdminKey } from "./bootstrap.js";
+import { RuntimeCache } from "./cache/runtime-cache.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { CredentialHasher } from "./crypto/credential-hash.js";
 import { deriveKey, loadOrCreateMasterKey, masterKeyCheck, masterKeyMatches } from "./crypto/master-key.js";
 import { Keyring } from "./crypto/signing-keys.js";
+import { RuntimeInvalidation } from "./jobs/runtime-invalidation.js";
 import { SideEffects } from "./jobs/side-effects.js";
 import { WebhookDeliveryWorker } from "./jobs/webhook-delivery.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
@@ -29,6 +31,10 @@ export interface Services {
   webhookSecretKey: Buffer;
   /** Sends the webhook outbox (D6); started by startBackgroundWork, stopped when the app closes. */
   webhookDelivery: WebhookDeliveryWorker;
+  /** validate/check state in memory; served only while runtimeInvalidation is live. */
+  runtimeCache: RuntimeCache;
+  /** Keeps runtimeCache in step with the database (started by startBackgroundWork). */
+  runtimeInvalidation: RuntimeInvalidation;
 }
 
 export class StartupError extends Error {
@@ -97,8 +103,24 @@ export async function createServices(
       secretKey: webhookSecretKey,
       metrics,
     });
+    const runtimeCache = new RuntimeCache(config.runtimeCache.size);
+    const runtimeInvalidation = new RuntimeInvalidation(runtimeCache, store, config.database, { pollMs: config.runtimeCache.pollMs });
     return {
-      services: { config, clock, store, keyring, hasher, metrics, sideEffects, requestStats, idempotencySealKey, webhookSecretKey, webhookDelivery },
+      services: {
+        config,
+        clock,
+        store,
+        keyring,
+        hasher,
+        metrics,
+        sideEffects,
+        requestStats,
+        idempotencySealKey,
+        webhookSecretKey,
+        webhookDelivery,
+        runtimeCache,
+        runtimeInvalidation,
+      },
       bootstrap,
     };
   } catch (err) {

@@ -279,6 +279,45 @@ for (const engine of ENGINES) {
     });
   });
 
+  describe(`key guessing at the default failed-authentication limit (D10: 30/min per client IP) [${engine}]`, () => {
+    let h: Harness;
+    const perMinute = loadConfig({}).rateLimits.authFailuresPerMinute;
+    before(async () => {
+      h = await startHarness(engine, { env: { LICENSEKIT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: String(perMinute), LICENSEKIT_TRUSTED_PROXIES: "127.0.0.1" } });
+    });
+    after(async () => h?.close());
+
+    it("40 wrong license keys from one IP: 30 × 401, then 429 RATE_LIMITED with Retry-After, even for the right key; another IP is unaffected", async () => {
+      assert.equal(perMinute, 30);
+      const lic = await issueLicense(h);
+      const attacker = { "x-forwarded-for": "198.51.100.66" };
+      const statuses: number[] = [];
+      for (let i = 0; i < 40; i++) {
+        const guess = `lsk_${String(i).padStart(32, "0")}`;
+        const r = await h.request({ url: "/api/v1/license/validate", licenseKey: guess, body: { fingerprint: "guess" }, headers: attacker });
+        statuses.push(r.status);
+        if (r.status === 429) assertRateLimited(r);
+      }
+      assert.deepEqual(statuses, [...Array(30).fill(401), ...Array(10).fill(429)]);
+      const right = await h.request({ url: "/api/v1/license/validate", licenseKey: lic.key, body: { fingerprint: "m" }, headers: attacker });
+      assertRateLimited(right);
+      // 30 per minute refill one token every 2 s: Retry-After says so.
+      assert.equal(right.headers["retry-after"], "2");
+
+      const other = { "x-forwarded-for": "198.51.100.67" };
+      assert.equal((await h.request({ url: "/api/v1/license/validate", licenseKey: lic.key, body: { fingerprint: "m" }, headers: other })).status, 200);
+      const miss = await h.request({ url: "/api/v1/license/validate", licenseKey: `lsk_${"9".repeat(32)}`, body: { fingerprint: "m" }, headers: other });
+      assert.equal(miss.status, 401, "the other address has its own bucket");
+      assert.equal(miss.headers["ratelimit-remaining"], "29");
+
+      // After Retry-After the attacker gets one more guess, not a fresh burst.
+      h.clock.advance(2000);
+      const next = await h.request({ url: "/api/v1/license/validate", licenseKey: `lsk_${"8".repeat(32)}`, body: { fingerprint: "m" }, headers: attacker });
+      assert.equal(next.status, 401);
+      assertRateLimited(await h.request({ url: "/api/v1/license/validate", licenseKey: `lsk_${"7".repeat(32)}`, body: { fingerprint: "m" }, headers: attacker }));
+    });
+  });
+
   describe(`rate limits switched off [${engine}]`, () => {
     let h: Harness;
     before(async () => {

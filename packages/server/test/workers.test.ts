@@ -1,5 +1,5 @@
 // `licensekit serve --workers 2` as a real process (issue 8 item 4): both workers answer, limits
-// hold across processes, a suspend through one worker is honoured by every worker, a killed worker
+// hold across processes, a suspend through one worker is honoured by every worker (within 1 s), a killed worker
 // is replaced, and SIGTERM to the primary stops everything with exit code 0. Which worker answered
 // is read from the request log lines' `pid`; every request opens its own connection, so the
 // cluster's round-robin spreads them.
@@ -287,7 +287,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(pids, new Set(c.workerPids), "both workers answered activations");
     });
 
-    it("a suspend through the management API is honoured by the next validate on every worker", async () => {
+    it("a suspend through the management API is honoured by every worker within one second", async () => {
       const lic = await issue(3);
       const before = await Promise.all(
         Array.from({ length: 4 }, () => call(c.port, "POST", "/api/v1/license/validate", `License ${lic.key}`, { fingerprint: "s-fp" })),
@@ -295,6 +295,9 @@ for (const engine of ENGINES) {
       for (const r of before) assert.equal(r.status, 200, JSON.stringify(r.json));
       const suspended = await admin("POST", `/api/v1/licenses/${lic.id}/suspend`, {});
       assert.equal(suspended.status, 200, JSON.stringify(suspended.json));
+      // Each worker caches license state; the change feed reaches the other worker within 1 s
+      // (measured in test/reliability/runtime-cache-processes.test.ts).
+      await sleep(1000);
       const from = c.lines.length;
       const afterSuspend: Answer[] = [];
       for (let i = 0; i < 20; i++) afterSuspend.push(await call(c.port, "POST", "/api/v1/license/validate", `License ${lic.key}`, { fingerprint: "s-fp" }));

@@ -2,10 +2,11 @@
 // created on first start. Every other server secret is derived from it with HKDF, so there is one
 // thing to back up. A check value stored in the database catches a wrong key at start-up instead of
 // at the first failed decryption.
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, hkdfSync, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { parseMasterKey } from "../config.js";
+import { secretsEqual } from "./constant-time.js";
 
 export const MASTER_KEY_FILE = "master.key";
 
@@ -41,7 +42,5 @@ export function masterKeyCheck(master: Buffer): string {
 }
 
 export function masterKeyMatches(master: Buffer, stored: string): boolean {
-  const a = Buffer.from(masterKeyCheck(master), "hex");
-  const b = Buffer.from(stored, "hex");
-  return a.length === b.length && timingSafeEqual(a, b);
+  return secretsEqual(masterKeyCheck(master), stored);
 }

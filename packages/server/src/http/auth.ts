@@ -3,7 +3,7 @@
 // up by keyed hash. `detail` says what is wrong without revealing whether an unknown credential exists.
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { normalizeLicenseKey } from "../ids.js";
-import { findLicenseWithPolicyByKeyHash } from "../store/licenses.js";
+import { rememberRuntimeEntry } from "../cache/runtime-cache.js";
 import { ipAllowed } from "./cidr.js";
 import { ApiError } from "./errors.js";
 import { type Scope, scopeSatisfied } from "./scopes.js";
@@ -52,8 +52,10 @@ export async function runtimeAuth(req: FastifyRequest, _reply: FastifyReply): Pr
   if (auth.scheme !== "license" || !auth.credential) throw new ApiError("UNAUTHORIZED", "malformed Authorization header; expected License <license-key>");
   const key = normalizeLicenseKey(auth.credential);
   if (!key) throw new ApiError("UNAUTHORIZED", "license key is malformed");
-  const { store, hasher } = req.server.lk;
-  const found = await findLicenseWithPolicyByKeyHash(store.db, hasher.hash(key));
+  const { store, hasher, runtimeCache } = req.server.lk;
+  // From the runtime cache when it is live (no database read), else license and policy are read.
+  const found = await runtimeCache.license(store.db, hasher.hash(key));
   if (!found) throw new ApiError("UNAUTHORIZED", "license key is not valid");
   req.runtime = { kind: "license", license: found.license, policy: found.policy };
+  rememberRuntimeEntry(req, found);
 }

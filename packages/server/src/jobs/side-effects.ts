@@ -2,6 +2,7 @@
 // last-validated stamps of devices, per-license hourly counts of successful validate/check calls,
 // and recorded runtime denials. They are collected in memory and written together every few seconds
 // (and on shutdown), so a validation costs no write of its own.
+import { sql } from "kysely";
 import { type EventInput, recordEvent } from "../store/audit-events.js";
 import type { Store, Tx } from "../store/db.js";
 import { hourStart } from "../store/runtime-call-counts.js";
@@ -215,22 +216,29 @@ async function writeApiKeyStamps(trx: Tx, stamps: [string, number][]): Promise<v
 }
 
 async function writeDeviceStamps(trx: Tx, stamps: [string, DeviceStamp][]): Promise<void> {
+  // One statement per device, never two: on PostgreSQL a second UPDATE of a row this transaction
+  // already updated re-runs the foreign-key check (FOR KEY SHARE on the license row), which waits
+  // for a runtime transaction holding that license FOR UPDATE while it waits for this device row —
+  // a deadlock (seen in `npm run soak`). Column references in SET read the old values on both engines.
   for (const [id, s] of stamps) {
+    const newer = sql<boolean>`last_seen_at < ${s.seenAt}`;
+    const validated = s.validatedAt;
     await trx
       .updateTable("devices")
-      .set({ last_seen_at: s.seenAt, ...(s.ip ? { ip_address: s.ip } : {}) })
+      .set({
+        last_seen_at: sql<number>`CASE WHEN ${newer} THEN ${s.seenAt} ELSE last_seen_at END`,
+        ...(s.ip ? { ip_address: sql<string>`CASE WHEN ${newer} THEN ${s.ip} ELSE ip_address END` } : {}),
+        ...(validated !== null
+          ? { last_validated_at: sql<number>`CASE WHEN last_validated_at IS NULL OR last_validated_at < ${validated} THEN ${validated} ELSE last_validated_at END` }
+          : {}),
+      })
       .where("id", "=", id)
-      .where("last_seen_at", "<", s.seenAt)
+      .where((eb) =>
+        validated === null
+          ? eb("last_seen_at", "<", s.seenAt)
+          : eb.or([eb("last_seen_at", "<", s.seenAt), eb("last_validated_at", "is", null), eb("last_validated_at", "<", validated)]),
+      )
       .execute();
-    if (s.validatedAt !== null) {
-      const at = s.validatedAt;
-      await trx
-        .updateTable("devices")
-        .set({ last_validated_at: at })
-        .where("id", "=", id)
-        .where((eb) => eb.or([eb("last_validated_at", "is", null), eb("last_validated_at", "<", at)]))
-        .execute();
-    }
   }
 }
 

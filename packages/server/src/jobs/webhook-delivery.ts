@@ -215,6 +215,7 @@ export class WebhookDeliveryWorker {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<number> | null = null;
   private stopped = false;
+  private stopping: Promise<void> | null = null;
   private abort = new AbortController();
   private log: WorkerLog | null = null;
 
@@ -244,11 +245,26 @@ export class WebhookDeliveryWorker {
     this.timer.unref();
   }
 
-  /** Stops polling and aborts attempts in flight (their claims are given back uncounted). */
-  async stop(): Promise<void> {
+  /**
+   * Stops polling and claiming. Attempts in flight get `graceMs` to finish and be recorded (graceful
+   * shutdown); those still running then are aborted and their claims given back uncounted. A later
+   * call (the app's onClose after main.ts started the shutdown) waits for the first one.
+   */
+  stop(graceMs = 0): Promise<void> {
+    this.stopping ??= this.stopAfter(graceMs);
+    return this.stopping;
+  }
+
+  private async stopAfter(graceMs: number): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    const running = this.running;
+    if (running && graceMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([running.catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
     this.abort.abort();
     await this.running?.catch(() => {});
   }

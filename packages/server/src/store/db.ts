@@ -22,6 +22,9 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** How long a request waits for a PostgreSQL connection before it is answered 503. */
+export const PG_CONNECT_TIMEOUT_MS = 2000;
+
 const INT8_OID = 20;
 const pgTypes = {
   getTypeParser(oid: number, format?: "text" | "binary") {
@@ -52,11 +55,20 @@ export async function openStore(config: DatabaseConfig, opts: { busyTimeoutMs?: 
   const pool = new pg.Pool({
     connectionString: config.url,
     max: config.poolSize,
-    connectionTimeoutMillis: 5000,
+    // Waiting for a connection (a new one, or a free one from a busy pool) gives up after this, so a
+    // request fails fast with 503 while the database is unreachable instead of hanging.
+    connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+    keepAlive: true,
     types: pgTypes,
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on("error", () => {});
+  // Neither may a client in use that loses it between two statements (a transaction awaiting its
+  // own work while the server restarts): with no query to fail, pg emits 'error' on the client. The
+  // next query on it fails ("not queryable", answered 503) and the pool discards it on release.
+  pool.on("connect", (client) => {
+    client.on("error", () => {});
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
@@ -97,13 +109,19 @@ export function isForeignKeyViolation(err: unknown): boolean {
 
 /** Errors that mean "the database cannot serve right now" (answered 503 with Retry-After), as opposed to bugs. */
 export function isDatabaseUnavailable(err: unknown): boolean {
-  const e = err as DriverError;
+  const e = err as DriverError & { errors?: unknown[] };
+  // a connect that tried several addresses fails with an AggregateError of the single failures
+  if (Array.isArray(e?.errors) && e.errors.length > 0 && e.errors.every(isDatabaseUnavailable)) return true;
   const code = e?.code ?? "";
   if (["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH"].includes(code)) return true;
   if (/^(08|53|57P)/.test(code)) return true; // connection exception, insufficient resources, operator intervention
+  // A deadlock or serialization failure rolled the whole transaction back: nothing was written, and
+  // the same request can simply be sent again (503 + Retry-After; 5xx answers are never stored as
+  // idempotent replays).
+  if (code === "40P01" || code === "40001") return true;
   if (/^SQLITE_(BUSY|LOCKED|CANTOPEN|IOERR|FULL|READONLY)/.test(code)) return true;
   const msg = e?.message ?? "";
-  return /Connection terminated|timeout exceeded when trying to connect|Cannot use a pool after calling end|database connection is not open|The database connection is not open|driver has already been destroyed/i.test(
+  return /Connection terminated|not queryable|timeout exceeded when trying to connect|Cannot use a pool after calling end|database connection is not open|The database connection is not open|driver has already been destroyed/i.test(
     msg,
   );
 }

@@ -358,6 +358,14 @@ export interface OpsRequestMinutesTable {
   count: number;
 }
 
+/** The runtime change feed, written by triggers (migration 0006); scope 'license' | 'all'. */
+export interface RuntimeChangesTable {
+  seq: Generated<number>;
+  scope: string;
+  license_id: string | null;
+  created_at: number;
+}
+
 export interface Database {
   settings: SettingsTable;
   api_keys: ApiKeysTable;
@@ -384,6 +392,7 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   report_exports: ReportExportsTable;
   ops_request_minutes: OpsRequestMinutesTable;
+  runtime_changes: RuntimeChangesTable;
 }
 
 export type ApiKeyRow = Selectable<ApiKeysTable>;

@@ -2,6 +2,7 @@
 // webhook:read). The secret is shown only when it is set: on create and when PATCH sets or rotates it.
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
+import { secretsEqual } from "../../crypto/constant-time.js";
 import { EVENT_TYPES } from "../../domain/event-types.js";
 import { urlForAudit, webhookUrlProblem } from "../../domain/webhook-url.js";
 import { managementEvent } from "../../http/actor.js";
@@ -220,7 +221,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
           changed.push("is_active");
         }
         const newSecret = body.rotate_secret === true ? newWebhookSecret() : body.secret;
-        if (newSecret !== undefined && newSecret !== openWebhookSecret(secretKey, row)) {
+        if (newSecret !== undefined && !secretsEqual(newSecret, openWebhookSecret(secretKey, row))) {
           patch.secret = newSecret;
           changed.push("secret");
         }

@@ -3,7 +3,7 @@
 // DEVICE_NOT_ACTIVATED.
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { errorResponses, signedEnvelope } from "../../http/schemas.js";
-import { decideReadOnly, entitlementFor } from "./decide.js";
+import { decideReadOnly, readOnlyEntitlement } from "./decide.js";
 import { refuse, sendSigned } from "./respond.js";
 import { RUNTIME_ERRORS, RuntimeBindingRequest, RuntimeEntitlementResponseData } from "./schemas.js";
 
@@ -20,11 +20,11 @@ export const checkRoute: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      const { license, policy, device, decision: d, now, version } = await decideReadOnly(req, "check");
+      const { license, policy, device, decision: d, now, version } = await decideReadOnly(req, "check", { cached: true });
       if (!d.allow) refuse(req, "check", d);
       if (!device) throw new Error("an allowed check always has a bound device");
       req.server.lk.sideEffects.callCounted(license.id, "check", now);
-      return sendSigned(req, reply, await entitlementFor(req.server.lk.store.db, { license, policy, status: d.status, deviceId: device.id, now, version }));
+      return sendSigned(req, reply, await readOnlyEntitlement(req, { license, policy, status: d.status, deviceId: device.id, now, version }));
     },
   );
 };

@@ -7,6 +7,7 @@ import * as m0002 from "./0002_management.js";
 import * as m0003 from "./0003_runtime.js";
 import * as m0004 from "./0004_runtime_counters.js";
 import * as m0005 from "./0005_webhooks_reporting.js";
+import * as m0006 from "./0006_runtime_changes.js";
 
 type EngineMigration = { up(db: Kysely<unknown>, engine: Engine): Promise<void> };
 
@@ -16,6 +17,7 @@ const ORDERED: [string, EngineMigration][] = [
   ["0003_runtime", m0003],
   ["0004_runtime_counters", m0004],
   ["0005_webhooks_reporting", m0005],
+  ["0006_runtime_changes", m0006],
 ];
 
 export function migrationsFor(engine: Engine): Record<string, Migration> {
