@@ -2,66 +2,19 @@
 // due, is killed with SIGKILL before its worker polls again, and a new process on the same database
 // delivers it, signed, to a real receiver on 127.0.0.1. Both engines.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import http, { type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
-import path from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { createTestDatabase, ENGINES, type TestDatabase } from "./helpers/engines.js";
+import { call, type ServeProcess, serveEnv, startServe, stopServe, TOKEN } from "./reliability/process.js";
 
-const serverDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const TOKEN = "lkm_SigkillWebhookToken000000000000000000";
+/** A management POST with the test token. */
+const post = (base: string, url: string, body: unknown) => call(base, "POST", url, { auth: `Bearer ${TOKEN}`, body });
 
-interface Running {
-  child: ChildProcess;
-  base: string;
-}
-
-function serve(db: TestDatabase, pollMs: number): Promise<Running> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    LICENSEKIT_DATABASE_URL: db.url,
-    LICENSEKIT_DATA_DIR: db.dir,
-    LICENSEKIT_BOOTSTRAP_TOKEN: TOKEN,
-    LICENSEKIT_PORT: "0",
-    LICENSEKIT_LOG_LEVEL: "info",
-    LICENSEKIT_WEBHOOK_ALLOW_PRIVATE: "true",
-    LICENSEKIT_WEBHOOK_POLL_MS: String(pollMs),
-  };
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve"], { cwd: serverDir, env });
-  let out = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30_000);
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const m = /"port":(\d+),.*"msg":"licensekit listening"/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, base: `http://127.0.0.1:${m[1]}` });
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}: ${out}`));
-    });
-  });
-}
-
-function kill(r: Running, signal: NodeJS.Signals): Promise<void> {
-  return new Promise((resolve) => {
-    r.child.removeAllListeners("exit");
-    if (r.child.exitCode !== null || r.child.signalCode !== null) return resolve();
-    r.child.on("exit", () => resolve());
-    r.child.kill(signal);
-  });
-}
-
-async function post(base: string, url: string, body: unknown): Promise<{ status: number; json: { data: Record<string, unknown> } }> {
-  const res = await fetch(base + url, { method: "POST", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" }, body: JSON.stringify(body) });
-  return { status: res.status, json: (await res.json()) as { data: Record<string, unknown> } };
-}
+/** A real `licensekit serve` on `db` that may send to loopback receivers, polling its outbox every `pollMs`. */
+const serve = (db: TestDatabase, pollMs: number) =>
+  startServe(serveEnv(db.url, db.dir, { LICENSEKIT_WEBHOOK_ALLOW_PRIVATE: "true", LICENSEKIT_WEBHOOK_POLL_MS: String(pollMs) }));
 
 for (const engine of ENGINES) {
   describe(`webhook outbox across SIGKILL [${engine}]`, () => {
@@ -75,9 +28,9 @@ for (const engine of ENGINES) {
       });
     });
     let db: TestDatabase | undefined;
-    const running: Running[] = [];
+    const running: ServeProcess[] = [];
     after(async () => {
-      for (const r of running) await kill(r, "SIGKILL");
+      for (const r of running) await stopServe(r, "SIGKILL");
       receiver.close();
       await db?.drop();
     });
@@ -95,7 +48,7 @@ for (const engine of ENGINES) {
       const secret = hook.json.data.secret as string;
       const product = await post(first.base, "/api/v1/products", { name: "Killed", code: "killed" });
       assert.equal(product.status, 201);
-      await kill(first, "SIGKILL");
+      await stopServe(first, "SIGKILL");
       assert.equal(received.length, 0, "nothing was delivered before the kill");
 
       // Second process on the same database: polls often and sends what the first left pending.
@@ -111,7 +64,7 @@ for (const engine of ENGINES) {
       const ts = String(got.headers["x-locksmith-timestamp"]);
       const want = `v1=${createHmac("sha256", secret).update(`${ts}.${body.delivery_id}.`).update(got.raw).digest("hex")}`;
       assert.equal(got.headers["x-locksmith-signature"], want);
-      await kill(second, "SIGTERM");
+      await stopServe(second, "SIGTERM");
     });
   });
 }

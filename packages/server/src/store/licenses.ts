@@ -82,10 +82,6 @@ export async function findLicenseWithPolicy(q: Q, id: string) {
   return withPolicy(q, await findLicense(q, id));
 }
 
-export async function findLicenseWithPolicyByKeyHash(q: Q, keyHash: string) {
-  return withPolicy(q, await q.selectFrom("licenses").selectAll().where("key_hash", "=", keyHash).executeTakeFirst());
-}
-
 export interface LicenseFilters {
   product_id?: string;
   policy_id?: string;
