@@ -59,6 +59,19 @@ export const EVENT_TYPES = {
 
 export type EventType = keyof typeof EVENT_TYPES;
 
+/**
+ * The runtime refusals the audit feed records: the error code each stands for (null: the event's
+ * metadata.code) and the runtime operation it refused (null: its metadata.operation). The activity
+ * feed and the ops view both read denials through this one table.
+ */
+export const DENIAL_EVENTS = {
+  "license.validation_denied": { code: null, operation: null },
+  "license.activation_limit_exceeded": { code: "ACTIVATION_LIMIT_EXCEEDED", operation: null },
+  "usage.quota_exceeded": { code: "FEATURE_QUOTA_EXCEEDED", operation: "consume" },
+  "floating.limit_exceeded": { code: "FLOATING_LIMIT_EXCEEDED", operation: "checkout" },
+  "license.deactivation_limit_exceeded": { code: "DEACTIVATION_LIMIT_EXCEEDED", operation: "deactivate" },
+} as const satisfies Partial<Record<EventType, { code: string | null; operation: string | null }>>;
+
 export function renderEventsDoc(): string {
   const rows = Object.entries(EVENT_TYPES)
     .sort(([a], [b]) => a.localeCompare(b))

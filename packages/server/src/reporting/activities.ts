@@ -16,7 +16,7 @@
 //   occurred_at   = created_at
 // Newest first (audit sequence descending); the cursor is the last row's sequence.
 import { type Expression, PostgresAdapter, type RawBuilder, type SqlBool, sql } from "kysely";
-import { EVENT_TYPES, type EventType } from "../domain/event-types.js";
+import { DENIAL_EVENTS, EVENT_TYPES, type EventType } from "../domain/event-types.js";
 import { ERROR_CODES, type ErrorCode } from "../http/errors.js";
 import type { Engine, Q } from "../store/db.js";
 import { iso } from "../store/json.js";
@@ -34,15 +34,7 @@ const SOURCE_ACTORS: Record<ActivitySource, string[]> = {
   system: ["system"],
 };
 
-/** Refusal events and the error code each stands for (license.validation_denied carries its own). */
-const DENIAL_CODES: Partial<Record<EventType, ErrorCode | "metadata">> = {
-  "license.validation_denied": "metadata",
-  "license.activation_limit_exceeded": "ACTIVATION_LIMIT_EXCEEDED",
-  "license.deactivation_limit_exceeded": "DEACTIVATION_LIMIT_EXCEEDED",
-  "usage.quota_exceeded": "FEATURE_QUOTA_EXCEEDED",
-  "floating.limit_exceeded": "FLOATING_LIMIT_EXCEEDED",
-};
-export const DENIAL_EVENT_TYPES = Object.keys(DENIAL_CODES) as EventType[];
+export const DENIAL_EVENT_TYPES = Object.keys(DENIAL_EVENTS) as EventType[];
 
 /** The HTTP status the operation behind a successful event answers with (201 create, 204 empty-body writes). */
 export function successStatus(eventType: string): number {
@@ -106,8 +98,8 @@ function derived(engine: Engine) {
     sql<
       string | null
     >`COALESCE(${sql.ref(`l.${column}`)}, CASE WHEN ae.resource_type = ${sql.lit(resourceType)} THEN ae.resource_id END, ${metaText(engine, column)})`;
-  const codeCases = Object.entries(DENIAL_CODES).map(([type, code]) =>
-    code === "metadata" ? sql`WHEN ${sql.lit(type)} THEN ${metaText(engine, "code")}` : sql`WHEN ${sql.lit(type)} THEN ${sql.lit(code)}`,
+  const codeCases = Object.entries(DENIAL_EVENTS).map(([type, d]) =>
+    d.code === null ? sql`WHEN ${sql.lit(type)} THEN ${metaText(engine, "code")}` : sql`WHEN ${sql.lit(type)} THEN ${sql.lit(d.code)}`,
   );
   return {
     licenseId,
@@ -139,7 +131,7 @@ function conditions(engine: Engine, p: ParsedParams): Expression<SqlBool>[] {
   if (p.result_class === "success") out.push(sql<SqlBool>`ae.event_type NOT IN (${list(DENIAL_EVENT_TYPES)})`);
   if (p.status_code !== undefined) {
     const status = Number(p.status_code);
-    const successTypes = ALL_EVENT_TYPES.filter((t) => !(t in DENIAL_CODES) && successStatus(t) === status);
+    const successTypes = ALL_EVENT_TYPES.filter((t) => !(t in DENIAL_EVENTS) && successStatus(t) === status);
     const codes = (Object.keys(ERROR_CODES) as ErrorCode[]).filter((c) => ERROR_CODES[c].status === status);
     const alternatives: RawBuilder<SqlBool>[] = [];
     if (successTypes.length > 0) alternatives.push(sql<SqlBool>`(ae.actor_type <> 'system' AND ae.event_type IN (${list(successTypes)}))`);
@@ -180,7 +172,7 @@ const textOrNull = (v: unknown): string | null => (v === null || v === undefined
 
 function activityView(r: ActivityRow): Activity {
   const source: ActivitySource = r.actor_type === "license" ? "runtime" : r.actor_type === "system" ? "system" : "management";
-  const denied = r.event_type in DENIAL_CODES;
+  const denied = r.event_type in DENIAL_EVENTS;
   const errorCode = textOrNull(r.error_code);
   const known = errorCode !== null && Object.hasOwn(ERROR_CODES, errorCode) ? ERROR_CODES[errorCode as ErrorCode].status : null;
   return {

@@ -1,6 +1,7 @@
 // Reads behind the operations view (/api/v1/ops/*): per-minute request counts, runtime denials
 // recorded in the audit feed, and the webhook delivery outbox. Same SQL on both engines except the
 // JSON field access into audit metadata.
+import { DENIAL_EVENTS } from "../domain/event-types.js";
 import { sql } from "kysely";
 import type { Engine, Q } from "./db.js";
 import type { OpsRequestMinutesTable } from "./schema.js";
@@ -49,25 +50,12 @@ export async function trafficSince(q: Q, longFrom: number, shortFrom: number): P
   }));
 }
 
-/**
- * Runtime denials the audit feed records, with the error code and the operation each stands for.
- * `operation` is the name the events use (validate, check, activate, consume, offline, deactivate,
- * checkout); license.activation_limit_exceeded events carry metadata.operation.
- */
-export const DENIAL_EVENTS: Record<string, { code: string | null; operation: string | null }> = {
-  "license.validation_denied": { code: null, operation: null }, // both from metadata
-  "license.activation_limit_exceeded": { code: "ACTIVATION_LIMIT_EXCEEDED", operation: null }, // operation from metadata
-  "usage.quota_exceeded": { code: "FEATURE_QUOTA_EXCEEDED", operation: "consume" },
-  "floating.limit_exceeded": { code: "FLOATING_LIMIT_EXCEEDED", operation: "checkout" },
-  "license.deactivation_limit_exceeded": { code: "DEACTIVATION_LIMIT_EXCEEDED", operation: "deactivate" },
-};
-
 export interface DenialFilters {
   from: number;
   to: number;
   productId?: string;
   code?: string;
-  /** An event operation name (see DENIAL_EVENTS). */
+  /** An event operation name (see DENIAL_EVENTS in domain/event-types.ts). */
   operation?: string;
 }
 
