@@ -153,6 +153,8 @@ interface Row {
   total: number;
   ratio?: number;
   p99Ratio?: number;
+  /** CPU time of the serving process tree (server and its workers, or the baseline) per request, µs; Linux only. */
+  cpuUsPerReq?: number;
 }
 
 interface Scenario {
@@ -240,8 +242,54 @@ async function smoke(port: number, sc: Scenario): Promise<void> {
   if (!r.ok) log(`  smoke ${sc.name}: HTTP ${r.status} ${text.slice(0, 300)}`);
 }
 
-async function load(port: number, sc: Scenario, amount?: number): Promise<Omit<Row, "engine" | "workers" | "licenses">> {
+// ---------------------------------------------------------------------------------------------
+// CPU of the serving process tree, read from /proc (Linux): utime + stime of the process and its
+// descendants (cluster workers), in clock ticks. req/s on a shared 2-core machine also reflects how
+// much CPU autocannon took; CPU per request is the server's own cost.
+
+const CLOCK_TICKS = (() => {
+  const r = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
+  return Number(r.stdout.trim()) || 100;
+})();
+
+function procStat(pid: number): { ppid: number; ticks: number } | null {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // the fields after the parenthesised command name: state ppid ... utime(14) stime(15)
+    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
+  } catch {
+    return null;
+  }
+}
+
+function treeCpuTicks(rootPid: number | undefined): number | null {
+  if (rootPid === undefined || !fs.existsSync("/proc/self/stat")) return null;
+  const all = new Map<number, { ppid: number; ticks: number }>();
+  for (const name of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = procStat(Number(name));
+    if (st) all.set(Number(name), st);
+  }
+  let ticks = 0;
+  const wanted = new Set([rootPid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, st] of all) {
+      if (!wanted.has(pid) && wanted.has(st.ppid)) {
+        wanted.add(pid);
+        grew = true;
+      }
+    }
+  }
+  for (const pid of wanted) ticks += all.get(pid)?.ticks ?? 0;
+  return ticks;
+}
+
+async function load(port: number, sc: Scenario, amount?: number, servingPid?: number): Promise<Omit<Row, "engine" | "workers" | "licenses">> {
   let n = 0;
+  const cpuBefore = treeCpuTicks(servingPid);
   const result = await autocannon({
     url: `http://127.0.0.1:${port}`,
     connections: CONNECTIONS,
@@ -276,6 +324,9 @@ async function load(port: number, sc: Scenario, amount?: number): Promise<Omit<R
     non2xx: result.non2xx,
     statusCodes,
     total: result.requests.total,
+    ...(cpuBefore !== null && result.requests.total > 0
+      ? { cpuUsPerReq: Math.round((((treeCpuTicks(servingPid) ?? cpuBefore) - cpuBefore) * 1e6) / CLOCK_TICKS / result.requests.total) }
+      : {}),
   };
 }
 
@@ -344,7 +395,7 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
     };
     await smoke(BASELINE_PORT, baseSc);
     log(`[${engine}] load: ${baseSc.name}`);
-    const baseline = { engine, workers: WORKERS ?? 1, licenses: LICENSES, ...(await load(BASELINE_PORT, baseSc)) };
+    const baseline = { engine, workers: WORKERS ?? 1, licenses: LICENSES, ...(await load(BASELINE_PORT, baseSc, undefined, base.pid)) };
     rows.push(baseline);
     await stop(base);
 
@@ -362,7 +413,7 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
         await load(SERVER_PORT, sc, LICENSES);
       }
       log(`[${engine}] load: ${sc.name}`);
-      const r = await load(SERVER_PORT, sc);
+      const r = await load(SERVER_PORT, sc, undefined, server.pid);
       rows.push({
         engine,
         workers: WORKERS ?? 1,
@@ -397,7 +448,7 @@ async function waitBaseline(child: ChildProcess): Promise<void> {
 const round = (x: number) => Math.round(x * 100) / 100;
 
 function table(rows: Row[]): string {
-  const head = ["engine", "workers", "licenses", "endpoint", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx", "ratio", "p99 ratio"];
+  const head = ["engine", "workers", "licenses", "endpoint", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx", "ratio", "p99 ratio", "CPU µs/req"];
   const body = rows.map((r) => [
     r.engine,
     String(r.workers),
@@ -410,6 +461,7 @@ function table(rows: Row[]): string {
     r.non2xx === 0 ? "0" : `${r.non2xx} (${Object.entries(r.statusCodes).filter(([c]) => !c.startsWith("2")).map(([c, n]) => `${c}×${n}`).join(" ")})`,
     r.ratio === undefined ? "1.00" : r.ratio.toFixed(2),
     r.p99Ratio === undefined ? "1.00" : r.p99Ratio.toFixed(2),
+    r.cpuUsPerReq === undefined ? "–" : String(r.cpuUsPerReq),
   ]);
   const lines = [head, ...body];
   const md = lines.map((l) => `| ${l.join(" | ")} |`);

@@ -80,13 +80,15 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
   app.setErrorHandler(errorHandler);
   installNotFound(app);
 
-  app.addHook("onRequest", async (req, reply) => {
+  // Hooks that never wait are callback hooks: an async hook costs every request a promise.
+  app.addHook("onRequest", (req, reply, done) => {
     reply.header("x-request-id", req.id);
     const incoming = req.headers["x-request-id"];
     if (typeof incoming === "string" && CORRELATION_ID.test(incoming) && !CREDENTIAL_LIKE.test(incoming)) {
       req.correlationId = incoming;
       req.log = req.log.child({ correlation_id: incoming });
     }
+    done();
   });
 
   app.addHook("onSend", settleClaimOnSend);
@@ -95,16 +97,14 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
   // A write invalidates the runtime cache of this process before its answer leaves (read-your-writes).
   app.addHook("onSend", services.runtimeInvalidation.afterWrite);
 
-  app.addHook("onResponse", async (req, reply) => {
-    const route = req.routeOptions.url ?? "unmatched";
+  app.addHook("onResponse", (req, reply, done) => {
     const elapsed = reply.elapsedTime / 1000;
-    services.metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode), code: req.errorCode ?? "none" });
-    services.metrics.duration.observe({ method: req.method, route }, elapsed);
     observeRequest(services, req, reply.statusCode, elapsed);
     req.log.info(
-      { method: req.method, route, status: reply.statusCode, code: req.errorCode ?? undefined, ms: Math.round(elapsed * 100000) / 100 },
+      { method: req.method, route: req.routeOptions.url ?? "unmatched", status: reply.statusCode, code: req.errorCode ?? undefined, ms: Math.round(elapsed * 100000) / 100 },
       "request",
     );
+    done();
   });
 
   await app.register(swagger, {

@@ -104,14 +104,26 @@ async function claim(lk: Services, now: number, id: string, credentialId: string
  * preHandler: applies the route's idempotency rule. Runs after authentication (the credential is the
  * scope) and after body validation. Sends the stored answer itself on a replay.
  */
-export async function idempotencyPreHandler(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+export function idempotencyPreHandler(req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
+  // Most calls carry no key (validate, check, reads): answered without a promise.
   const mode = req.routeOptions.config.idempotency;
-  if (!mode) return;
-  const header = req.headers["idempotency-key"];
-  if (header === undefined) {
-    if (mode === "required") throw new ApiError("IDEMPOTENCY_KEY_REQUIRED", "this operation requires an Idempotency-Key header");
+  if (!mode) {
+    done();
     return;
   }
+  if (req.headers["idempotency-key"] === undefined) {
+    done(mode === "required" ? new ApiError("IDEMPOTENCY_KEY_REQUIRED", "this operation requires an Idempotency-Key header") : undefined);
+    return;
+  }
+  // A replay has been sent by then: the request goes no further (done is not called).
+  claimForRequest(req, reply).then((replayed) => {
+    if (!replayed) done();
+  }, done);
+}
+
+/** Claims the key, or sends the stored answer and says so (true). */
+async function claimForRequest(req: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+  const header = req.headers["idempotency-key"]!;
   const key = Array.isArray(header) ? header[0] : header;
   if (Array.isArray(header) && header.length > 1) throw new ApiError("BAD_REQUEST", "send one Idempotency-Key header");
   if (key === undefined || !KEY_PATTERN.test(key)) {
@@ -123,10 +135,11 @@ export async function idempotencyPreHandler(req: FastifyRequest, reply: FastifyR
   const result = await claim(req.server.lk, req.server.lk.clock.now(), recordId(credentialId, req.method, path, key), credentialId, requestHash(req));
   if (result.kind === "replay") {
     req.errorCode = "replay";
-    await sendJsonText(reply.header("idempotent-replayed", "true"), result.status, result.body);
-    return;
+    sendJsonText(reply.header("idempotent-replayed", "true"), result.status, result.body);
+    return true;
   }
   req.idem = result.claim;
+  return false;
 }
 
 /** Stores the answer (sealed) for replay; call inside the transaction that made the change. */
@@ -151,9 +164,16 @@ export async function releaseClaim(store: Store, claim: IdempotencyClaim): Promi
  * (a read-only success such as validating an already bound device) still settles its claim, so a
  * retry with the same key replays it instead of waiting out IDEMPOTENCY_IN_PROGRESS.
  */
-export async function settleClaimOnSend(req: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+export function settleClaimOnSend(req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void {
   const c = req.idem;
-  if (!c || c.completed) return payload;
+  if (!c || c.completed) {
+    done(null, payload);
+    return;
+  }
+  settleClaim(req, reply, c, payload).then(() => done(null, payload));
+}
+
+async function settleClaim(req: FastifyRequest, reply: FastifyReply, c: IdempotencyClaim, payload: unknown): Promise<void> {
   const lk = req.server.lk;
   try {
     if (typeof payload === "string" && isReplayableStatus(reply.statusCode)) await completeClaim(lk.store.db, lk, c, reply.statusCode, payload);
@@ -161,5 +181,4 @@ export async function settleClaimOnSend(req: FastifyRequest, reply: FastifyReply
   } catch (err) {
     req.log.error({ err }, "could not settle idempotency record");
   }
-  return payload;
 }

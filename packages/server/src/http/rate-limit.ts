@@ -65,6 +65,8 @@ export class RateLimits {
    * it — also when it refuses for another reason (a 403 scope denial still spends the token's budget).
    */
   around(surface: "runtime" | "management", auth: AuthHook): AuthHook {
+    // Both limits of this surface off: nothing to wrap.
+    if (!this.specs.auth_failures && !this.specs[surface]) return auth;
     return async (req, reply) => {
       const gate = await this.peek("auth_failures", req.ip);
       if (gate && !gate.allowed) {

@@ -2,7 +2,7 @@
 // arrive, what a client that breaks HTTP itself is answered, and how deeply a JSON body may nest.
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
-import type { FastifyRequest, FastifyServerOptions } from "fastify";
+import type { FastifyReply, FastifyRequest, FastifyServerOptions } from "fastify";
 import { newRequestId } from "../ids.js";
 import type { Services } from "../services.js";
 import { errorEnvelopeBody, JSON_TYPE } from "./envelope.js";
@@ -107,8 +107,19 @@ function nulPath(value: unknown, path: string): string | null {
  * input would end in a database error on one engine and be stored on the other. Refused on both:
  * in a path id → 404 (no resource has such an id), in a query → 400 INVALID_QUERY, in the body →
  * 422 VALIDATION_ERROR naming the field. Runs after schema validation, so decode errors still win.
+ * A callback hook, not an async one: it never waits, and runs on every request.
  */
-export async function refuseNulCharacters(req: FastifyRequest): Promise<void> {
+export function refuseNulCharacters(req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  try {
+    refuseNul(req);
+  } catch (err) {
+    done(err as Error);
+    return;
+  }
+  done();
+}
+
+function refuseNul(req: FastifyRequest): void {
   for (const [name, v] of Object.entries((req.params ?? {}) as Record<string, unknown>)) {
     if (typeof v === "string" && v.includes("\u0000")) throw new ApiError("NOT_FOUND", `no resource has this ${name}`);
   }

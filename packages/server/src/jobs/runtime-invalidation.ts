@@ -154,20 +154,26 @@ export class RuntimeInvalidation {
    * onSend hook: a request that may have written invalidates before its answer leaves, so the same
    * client reading through this process next sees its own change.
    */
-  afterWrite = async (req: FastifyRequest, _reply: FastifyReply, payload: unknown): Promise<unknown> => {
-    if (!this.#running || req.method === "GET" || req.method === "HEAD" || readOnly.has(req)) return payload;
+  afterWrite = (req: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
+    if (!this.#running || req.method === "GET" || req.method === "HEAD" || readOnly.has(req)) {
+      done(null, payload);
+      return;
+    }
     if (req.runtime) {
       // Runtime writes change only their own license's rows.
       this.#cache.invalidateLicense(req.runtime.license.id);
     } else if (req.principal) {
       // An authenticated management write (unauthenticated requests cannot have written anything).
-      await this.catchUp().catch((err) => {
-        // The feed could not be read: drop everything rather than risk serving the old state.
-        this.#cache.invalidateAll();
-        this.#opts.onError?.(err, "runtime change catch-up");
-      });
+      this.catchUp()
+        .catch((err) => {
+          // The feed could not be read: drop everything rather than risk serving the old state.
+          this.#cache.invalidateAll();
+          this.#opts.onError?.(err, "runtime change catch-up");
+        })
+        .then(() => done(null, payload));
+      return;
     }
-    return payload;
+    done(null, payload);
   };
 
   /**

@@ -30,16 +30,20 @@ const FLUSH_CHUNK = 250;
 /** Rows per multi-row upsert: 4 parameters each, far below either engine's parameter limit. */
 const COUNT_ROWS_PER_STATEMENT = 500;
 
-/** The in-memory key of a count; it also orders the rows of a flush. */
-function countKey(c: Omit<CallCount, "calls">): string {
-  return `${c.licenseId} ${String(c.hourStart).padStart(16, "0")} ${c.operation}`;
+/** Flush order of counts: two processes upserting the same counts lock them in the same order (no deadlock). */
+function countOrder(a: CallCount, b: CallCount): number {
+  if (a.licenseId !== b.licenseId) return a.licenseId < b.licenseId ? -1 : 1;
+  if (a.hourStart !== b.hourStart) return a.hourStart - b.hourStart;
+  return a.operation < b.operation ? -1 : a.operation > b.operation ? 1 : 0;
 }
 
 export class SideEffects {
   #apiKeys = new Map<string, number>();
   #devices = new Map<string, DeviceStamp>();
   #events: EventInput[] = [];
-  #counts = new Map<string, CallCount>();
+  /** Per license (its id string is the cached row's, so the lookup is cheap): its few (hour, operation) counts. */
+  #counts = new Map<string, CallCount[]>();
+  #countKeys = 0;
   #timer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> | null = null;
 
@@ -60,25 +64,36 @@ export class SideEffects {
 
   deviceSeen(id: string, at: number, validated: boolean, ip: string | null): void {
     const prev = this.#devices.get(id);
-    this.#devices.set(id, {
-      seenAt: Math.max(prev?.seenAt ?? 0, at),
-      validatedAt: validated ? Math.max(prev?.validatedAt ?? 0, at) : (prev?.validatedAt ?? null),
-      ip: ip ?? prev?.ip ?? null,
-    });
+    if (prev === undefined) {
+      this.#devices.set(id, { seenAt: at, validatedAt: validated ? at : null, ip });
+      return;
+    }
+    // The address goes with the newest sighting (stamps of one device may arrive out of order).
+    if (at >= prev.seenAt) {
+      prev.seenAt = at;
+      prev.ip = ip ?? prev.ip;
+    } else if (prev.ip === null) prev.ip = ip;
+    if (validated && (prev.validatedAt === null || prev.validatedAt < at)) prev.validatedAt = at;
   }
 
   /** One successful runtime call of `operation` on the license at `at`, added to its UTC hour's count. */
-  callCounted(licenseId: string, operation: CountedOperation, at: number): void {
-    const c = { licenseId, hourStart: hourStart(at), operation, calls: 1 };
-    const key = countKey(c);
-    const prev = this.#counts.get(key);
-    if (prev) {
-      prev.calls += 1;
-      return;
+  callCounted(licenseId: string, operation: CountedOperation, at: number, calls = 1): void {
+    const hour = hourStart(at);
+    let list = this.#counts.get(licenseId);
+    if (list === undefined) {
+      list = [];
+      this.#counts.set(licenseId, list);
     }
-    this.#counts.set(key, c);
+    for (const c of list) {
+      if (c.hourStart === hour && c.operation === operation) {
+        c.calls += calls;
+        return;
+      }
+    }
+    list.push({ licenseId, hourStart: hour, operation, calls });
+    this.#countKeys += 1;
     // Bounded like the events buffer, but counts are never dropped: past the cap, write them now.
-    if (this.#counts.size >= this.#maxCountKeys && !this.#flushing) void this.flush();
+    if (this.#countKeys >= this.#maxCountKeys && !this.#flushing) void this.flush();
   }
 
   event(e: EventInput): void {
@@ -87,7 +102,7 @@ export class SideEffects {
   }
 
   get pending(): number {
-    return this.#apiKeys.size + this.#devices.size + this.#events.length + this.#counts.size;
+    return this.#apiKeys.size + this.#devices.size + this.#events.length + this.#countKeys;
   }
 
   start(intervalMs: number): void {
@@ -138,12 +153,12 @@ export class SideEffects {
     const apiKeys = [...this.#apiKeys];
     const devices = [...this.#devices];
     const events = this.#events;
-    // Key order, so two processes upserting the same counts lock them in the same order (no deadlock).
-    const counts = [...this.#counts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, c]) => c);
+    const counts = [...this.#counts.values()].flat().sort(countOrder);
     this.#apiKeys = new Map();
     this.#devices = new Map();
     this.#events = [];
     this.#counts = new Map();
+    this.#countKeys = 0;
     const chunks: FlushChunk[] = [];
     for (const part of slices(apiKeys, FLUSH_CHUNK)) {
       chunks.push({
@@ -170,7 +185,7 @@ export class SideEffects {
         write: (trx) => addCallCounts(trx, part),
         // Added back to whatever arrived meanwhile (the failed transaction wrote none of them).
         putBack: () => {
-          for (const c of part) this.#addBack(c);
+          for (const c of part) this.callCounted(c.licenseId, c.operation, c.hourStart, c.calls);
         },
       });
     }
@@ -185,13 +200,6 @@ export class SideEffects {
       });
     }
     return chunks;
-  }
-
-  #addBack(c: CallCount): void {
-    const key = countKey(c);
-    const prev = this.#counts.get(key);
-    if (prev) prev.calls += c.calls;
-    else this.#counts.set(key, { ...c });
   }
 }
 
@@ -215,31 +223,31 @@ async function writeApiKeyStamps(trx: Tx, stamps: [string, number][]): Promise<v
   }
 }
 
+/**
+ * Writes a chunk of device stamps with one UPDATE … FROM a VALUES list (SQLite ≥ 3.33 and
+ * PostgreSQL), newest wins per column. One statement per chunk, not per device: the flush of a busy
+ * process holds thousands of stamps, and on SQLite every statement runs on the event loop.
+ * Each device row is updated at most once per transaction (its id appears once in the chunk) and in
+ * id order: on PostgreSQL a second UPDATE of a row this transaction already updated would re-run
+ * the foreign-key check (FOR KEY SHARE on the license row), which waits for a runtime transaction
+ * holding that license FOR UPDATE while it waits for this device row — a deadlock (seen in
+ * `npm run soak`). Column references in SET read the old values on both engines.
+ */
 async function writeDeviceStamps(trx: Tx, stamps: [string, DeviceStamp][]): Promise<void> {
-  // One statement per device, never two: on PostgreSQL a second UPDATE of a row this transaction
-  // already updated re-runs the foreign-key check (FOR KEY SHARE on the license row), which waits
-  // for a runtime transaction holding that license FOR UPDATE while it waits for this device row —
-  // a deadlock (seen in `npm run soak`). Column references in SET read the old values on both engines.
-  for (const [id, s] of stamps) {
-    const newer = sql<boolean>`last_seen_at < ${s.seenAt}`;
-    const validated = s.validatedAt;
-    await trx
-      .updateTable("devices")
-      .set({
-        last_seen_at: sql<number>`CASE WHEN ${newer} THEN ${s.seenAt} ELSE last_seen_at END`,
-        ...(s.ip ? { ip_address: sql<string>`CASE WHEN ${newer} THEN ${s.ip} ELSE ip_address END` } : {}),
-        ...(validated !== null
-          ? { last_validated_at: sql<number>`CASE WHEN last_validated_at IS NULL OR last_validated_at < ${validated} THEN ${validated} ELSE last_validated_at END` }
-          : {}),
-      })
-      .where("id", "=", id)
-      .where((eb) =>
-        validated === null
-          ? eb("last_seen_at", "<", s.seenAt)
-          : eb.or([eb("last_seen_at", "<", s.seenAt), eb("last_validated_at", "is", null), eb("last_validated_at", "<", validated)]),
-      )
-      .execute();
-  }
+  if (stamps.length === 0) return;
+  const sorted = [...stamps].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const rows = sorted.map(
+    ([id, s]) => sql`(CAST(${id} AS TEXT), CAST(${s.seenAt} AS BIGINT), CAST(${s.validatedAt} AS BIGINT), CAST(${s.ip} AS TEXT))`,
+  );
+  await sql`WITH v(id, seen, validated, ip) AS (VALUES ${sql.join(rows)})
+UPDATE devices SET
+  last_seen_at = CASE WHEN devices.last_seen_at < v.seen THEN v.seen ELSE devices.last_seen_at END,
+  ip_address = CASE WHEN v.ip IS NOT NULL AND devices.last_seen_at < v.seen THEN v.ip ELSE devices.ip_address END,
+  last_validated_at = CASE WHEN v.validated IS NOT NULL AND (devices.last_validated_at IS NULL OR devices.last_validated_at < v.validated)
+    THEN v.validated ELSE devices.last_validated_at END
+FROM v
+WHERE devices.id = v.id
+  AND (devices.last_seen_at < v.seen OR (v.validated IS NOT NULL AND (devices.last_validated_at IS NULL OR devices.last_validated_at < v.validated)))`.execute(trx);
 }
 
 /**

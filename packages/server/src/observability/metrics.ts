@@ -22,6 +22,8 @@ export interface Metrics {
   signingDuration: Histogram;
   /** Gauges read from the database at scrape time (and their error counter); null without a store. */
   database: DatabaseGauges | null;
+  /** Metric children per kind of answer, made on first use (observability/request-observer.ts). */
+  answers: Map<string, unknown>;
 }
 
 /** Where scrape-time gauges read from; without it they are not registered. */
@@ -111,5 +113,6 @@ export function createMetrics(sources?: MetricSources): Metrics {
       registers: [registry],
     }),
     database: sources ? registerDatabaseGauges(registry, sources.store, sources.clock) : null,
+    answers: new Map(),
   };
 }

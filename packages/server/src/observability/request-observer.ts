@@ -1,6 +1,6 @@
 // What every answer adds to the operations view and to the per-surface Prometheus metrics; called
-// once per request from the app's onResponse hook. Cheap: a few counter increments and one Map
-// increment (RequestStats).
+// once per request from the app's onResponse hook. Cheap: one Map lookup for the metric children,
+// a few increments, and one Map increment (RequestStats).
 import type { FastifyRequest } from "fastify";
 import type { Services } from "../services.js";
 import { REPLAY_CODE, type Surface } from "./request-stats.js";
@@ -23,16 +23,54 @@ export function operationOf(req: FastifyRequest): string {
   return schema?.operationId ?? req.routeOptions.url ?? "unmatched";
 }
 
+/**
+ * The metric children one kind of answer moves (method, route, status, code), made once: prom-client
+ * hashes a label object on every inc/observe, which would cost every request a few microseconds.
+ * Bounded: routes are templates ("unmatched" for unknown paths) and codes a fixed catalogue.
+ */
+interface AnswerMetrics {
+  requests: { inc(): void };
+  duration: { observe(v: number): void };
+  surfaceDuration: { observe(v: number): void };
+  /** licensekit_runtime_requests_total or licensekit_management_requests_total; null for system routes. */
+  surfaceRequests: { inc(): void } | null;
+  surface: Surface;
+  operation: string;
+}
+
+function answerMetrics(lk: Services, req: FastifyRequest, route: string, status: number, code: string): AnswerMetrics {
+  const key = `${req.method} ${route} ${status} ${code}`;
+  const cache = lk.metrics.answers;
+  let m = cache.get(key) as AnswerMetrics | undefined;
+  if (m === undefined) {
+    const { metrics } = lk;
+    const surface = surfaceOf(req);
+    const operation = operationOf(req);
+    const counter = surface === "runtime" ? metrics.runtimeRequests : surface === "management" ? metrics.managementRequests : null;
+    m = {
+      requests: metrics.requests.labels({ method: req.method, route, status: String(status), code }),
+      duration: metrics.duration.labels({ method: req.method, route }),
+      surfaceDuration: metrics.requestDuration.labels({ surface }),
+      surfaceRequests: counter ? counter.labels({ operation, code }) : null,
+      surface,
+      operation,
+    };
+    cache.set(key, m);
+  }
+  return m;
+}
+
+/** Called once per answer from the app's onResponse hook: the HTTP, surface and operations-view counts. */
 export function observeRequest(lk: Services, req: FastifyRequest, status: number, elapsedSeconds: number): void {
-  const { metrics } = lk;
-  const surface = surfaceOf(req);
-  const operation = operationOf(req);
+  const route = req.routeOptions.url ?? "unmatched";
   const errorCode = req.errorCode;
-  metrics.requestDuration.observe({ surface }, elapsedSeconds);
-  if (surface === "runtime") metrics.runtimeRequests.inc({ operation, code: errorCode ?? "none" });
-  else if (surface === "management") metrics.managementRequests.inc({ operation, code: errorCode ?? "none" });
-  if (errorCode === "TOKEN_SCOPE_DENIED") metrics.scopeDenials.inc({ scope: req.routeOptions.config?.scope ?? "admin" });
-  else if (errorCode === "IDEMPOTENCY_CONFLICT" || errorCode === "IDEMPOTENCY_IN_PROGRESS") metrics.idempotencyConflicts.inc({ code: errorCode });
-  else if (errorCode === REPLAY_CODE) metrics.idempotencyReplays.inc();
-  lk.requestStats.record(surface, operation, status, errorCode ?? "", elapsedSeconds * 1000);
+  const m = answerMetrics(lk, req, route, status, errorCode ?? "none");
+  m.requests.inc();
+  m.duration.observe(elapsedSeconds);
+  m.surfaceDuration.observe(elapsedSeconds);
+  m.surfaceRequests?.inc();
+  if (errorCode === "TOKEN_SCOPE_DENIED") lk.metrics.scopeDenials.inc({ scope: req.routeOptions.config?.scope ?? "admin" });
+  else if (errorCode === "IDEMPOTENCY_CONFLICT" || errorCode === "IDEMPOTENCY_IN_PROGRESS") lk.metrics.idempotencyConflicts.inc({ code: errorCode });
+  else if (errorCode === REPLAY_CODE) lk.metrics.idempotencyReplays.inc();
+  lk.requestStats.record(m.surface, m.operation, status, errorCode ?? "", elapsedSeconds * 1000);
 }

@@ -6,7 +6,7 @@ import { type Decision, decide, type RuntimeOperation } from "../domain/runtime-
 import type { VersionJudgement } from "../domain/version-eligibility.js";
 import { recordEvent } from "./audit-events.js";
 import { type Engine, forUpdate, type Tx } from "./db.js";
-import { countActiveContainers, findDeviceByBinding, insertActiveDevice, reactivateDevice, refreshDevice } from "./devices.js";
+import { bindingUnchanged, countActiveContainers, findDeviceByBinding, insertActiveDevice, reactivateDevice, refreshDevice } from "./devices.js";
 import { loadVersionJudgement } from "./product-versions.js";
 import type { DeviceRow, LicenseRow, PolicyRow } from "./schema.js";
 
@@ -19,6 +19,13 @@ export interface BindRequest {
   now: number;
   /** Extra metadata for the denial's audit event (consume adds its feature_code). */
   denialMetadata?: Record<string, unknown>;
+  /** The license row, when the caller has already read it under the lock in this transaction. */
+  locked?: LicenseRow;
+  /**
+   * Where a sighting of an existing binding whose details are unchanged goes instead of an UPDATE of
+   * its row: the batched last-seen stamp (jobs/side-effects.ts). Without it the row is rewritten.
+   */
+  seen?: (deviceId: string) => void;
 }
 
 /** `version` is the app_version's eligibility, judged under the lock (for the entitlement's version_eligibility). */
@@ -36,7 +43,7 @@ export function bindingSummary(b: Binding): Record<string, unknown> {
 }
 
 export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promise<BindResult> {
-  const license = await forUpdate(engine, trx.selectFrom("licenses").selectAll().where("id", "=", r.licenseId)).executeTakeFirstOrThrow();
+  const license = r.locked ?? (await forUpdate(engine, trx.selectFrom("licenses").selectAll().where("id", "=", r.licenseId)).executeTakeFirstOrThrow());
   const policy = await trx.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow();
   const device = await findDeviceByBinding(trx, license.id, r.binding.key);
   const needsContainerCount = r.binding.kind === "container" && device?.status !== "active" && policy.max_container_instances > 0;
@@ -71,7 +78,9 @@ export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promi
 
   const validated = r.op === "validate";
   if (decision.binds === "existing" && device) {
-    await refreshDevice(trx, device, r.binding, r.ip, r.now);
+    // Nothing about the device changes but its last-seen time: no row write (and no cache invalidation).
+    if (r.seen && bindingUnchanged(device, r.binding, r.ip)) r.seen(device.id);
+    else await refreshDevice(trx, device, r.binding, r.ip, r.now);
     return { allowed: true, decision, license, policy, device, version };
   }
 

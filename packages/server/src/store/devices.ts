@@ -71,6 +71,13 @@ export async function reactivateDevice(q: Q, device: DeviceRow, b: Binding, ip: 
   return { ...device, ...updated };
 }
 
+/** Whether a binding request would leave an active device's stored details (and address) as they are. */
+export function bindingUnchanged(device: DeviceRow, b: Binding, ip: string | null): boolean {
+  const cols = bindingColumns(b, ip);
+  for (const k of Object.keys(cols) as (keyof typeof cols)[]) if (cols[k] !== device[k]) return false;
+  return true;
+}
+
 /** Refreshes the details of an already active binding (explicit activation of a known device). */
 export async function refreshDevice(q: Q, device: DeviceRow, b: Binding, ip: string | null, now: number): Promise<void> {
   await q

@@ -68,11 +68,12 @@ export function findAssignmentByCode(q: Q, licenseId: string, code: string): Pro
 }
 
 /** What the runtime entitlement shows of every assignment of a license, by feature code (one query). */
-export function listFeatureAssignments(q: Q, licenseId: string): Promise<FeatureAssignment[]> {
+export function listFeatureAssignments(q: Q, licenseId: string): Promise<(FeatureAssignment & { feature_id: string })[]> {
   return q
     .selectFrom("license_features")
     .innerJoin("features", "features.id", "license_features.feature_id")
     .select([
+      "license_features.feature_id as feature_id",
       "features.code as code",
       "license_features.enabled as enabled",
       "license_features.max_consumptions as max_consumptions",

@@ -30,7 +30,15 @@ export const activateRoute: FastifyPluginAsyncTypebox = async (app) => {
       const lk = app.lk;
       return commitAndRespond(req, reply, async (trx) => {
         const now = lk.clock.now();
-        const r = await bindDevice(trx, lk.store.engine, { licenseId: req.runtime!.license.id, op: "activate", binding, ip: req.ip, requestId: req.id, now });
+        const r = await bindDevice(trx, lk.store.engine, {
+          licenseId: req.runtime!.license.id,
+          op: "activate",
+          binding,
+          ip: req.ip,
+          requestId: req.id,
+          now,
+          seen: (deviceId) => lk.sideEffects.deviceSeen(deviceId, now, false, req.ip),
+        });
         if (!r.allowed) return deniedOutcome(req, r.decision);
         return signedOutcome(req, 200, await boundEntitlement(trx, r, now));
       });

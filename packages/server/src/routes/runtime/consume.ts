@@ -14,7 +14,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { normalizeBinding } from "../../domain/binding.js";
-import { featureRefusal } from "../../domain/entitlement.js";
+import { entitlementData, featureEntitlement, featureRefusal } from "../../domain/entitlement.js";
 import type { Decision } from "../../domain/runtime-engine.js";
 import { ApiError } from "../../http/errors.js";
 import { commitAndRespond } from "../../http/respond.js";
@@ -23,8 +23,7 @@ import { recordEvent } from "../../store/audit-events.js";
 import { bindDevice } from "../../store/bindings.js";
 import { addFeatureUsage, addLicenseUsage, findConsumption, insertConsumption } from "../../store/consumption.js";
 import { forUpdate } from "../../store/db.js";
-import { findAssignmentByCode } from "../../store/license-features.js";
-import { boundEntitlement } from "./decide.js";
+import { listFeatureAssignments } from "../../store/license-features.js";
 import { deniedOutcome, signedOutcome } from "./respond.js";
 import { RUNTIME_ERRORS, RuntimeBindingRequest, RuntimeEntitlementResponseData } from "./schemas.js";
 
@@ -75,7 +74,7 @@ export const consumeRoute: FastifyPluginAsyncTypebox = async (app) => {
       return commitAndRespond(req, reply, async (trx) => {
         const now = lk.clock.now();
         // The lock first, so that concurrent repeats of one event_id see the first one's row.
-        await forUpdate(lk.store.engine, trx.selectFrom("licenses").select("id").where("id", "=", licenseId)).executeTakeFirstOrThrow();
+        const locked = await forUpdate(lk.store.engine, trx.selectFrom("licenses").selectAll().where("id", "=", licenseId)).executeTakeFirstOrThrow();
         const first = await findConsumption(trx, licenseId, eventId);
         if (first) return { status: first.response_status, body: first.response_body };
 
@@ -93,11 +92,15 @@ export const consumeRoute: FastifyPluginAsyncTypebox = async (app) => {
           requestId: req.id,
           now,
           denialMetadata: { feature_code: featureCode },
+          locked,
+          seen: (deviceId) => lk.sideEffects.deviceSeen(deviceId, now, false, req.ip),
         });
         // bindDevice recorded the denial's event.
         if (!r.allowed) return deniedOutcome(req, r.decision);
 
-        const assignment = await findAssignmentByCode(trx, licenseId, featureCode);
+        // Every assignment at once: the one consumed, and the rest for the answer's entitlement.
+        const assignments = await listFeatureAssignments(trx, licenseId);
+        const assignment = assignments.find((a) => a.code === featureCode);
         const why = featureRefusal(featureCode, assignment, now);
         if (!assignment || why) return denied(refusal("FEATURE_NOT_ENTITLED", why ?? `field feature_code: feature ${featureCode} is not entitled`));
 
@@ -135,7 +138,10 @@ export const consumeRoute: FastifyPluginAsyncTypebox = async (app) => {
             license_total_consumptions: licenseTotal,
           },
         });
-        const outcome = signedOutcome(req, 200, await boundEntitlement(trx, r, now));
+        // The entitlement shows this consume: the assignment's counter as the UPDATE returned it.
+        const features = assignments.map((a) => featureEntitlement(a === assignment ? { ...a, ...counted } : a, now));
+        const entitlement = entitlementData({ license: r.license, policy: r.policy, status: r.decision.status, deviceId: r.device.id, now, version: r.version, features });
+        const outcome = signedOutcome(req, 200, entitlement);
         await insertConsumption(trx, {
           license_id: licenseId,
           event_id: eventId,

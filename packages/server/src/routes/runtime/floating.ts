@@ -105,7 +105,15 @@ export const floatingRoutes: FastifyPluginAsyncTypebox = async (app) => {
       try {
         return await commitAndRespond(req, reply, async (trx) => {
           const now = lk.clock.now();
-          const r = await bindDevice(trx, lk.store.engine, { licenseId, op: "checkout", binding, ip: req.ip, requestId: req.id, now });
+          const r = await bindDevice(trx, lk.store.engine, {
+            licenseId,
+            op: "checkout",
+            binding,
+            ip: req.ip,
+            requestId: req.id,
+            now,
+            seen: (deviceId) => lk.sideEffects.deviceSeen(deviceId, now, false, req.ip),
+          });
           if (!r.allowed) return deniedOutcome(req, r.decision);
           // Still under the license row lock taken by bindDevice: count and take the seat.
           const own = await findLiveLeaseForDevice(trx, licenseId, r.device.id, now);
