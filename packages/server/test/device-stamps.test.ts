@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { newId } from "../src/ids.js";
-import { SideEffects } from "../src/jobs/side-effects.js";
+import { CompiledQuery } from "kysely";
+import { type DeviceStamp, deviceStampsStatement, SideEffects } from "../src/jobs/side-effects.js";
 import { ENGINES } from "./helpers/engines.js";
 import { type Harness, issueLicense, startHarness } from "./helpers/harness.js";
 
@@ -87,6 +88,16 @@ for (const engine of ENGINES) {
       await se.flush();
       assert.deepEqual(plain(await read(never!)), { seen: 5_000, validated: 4_000, ip: "10.0.0.1" });
       assert.deepEqual(plain(await read(noIp!)), { seen: 6_000, validated: null, ip: "10.0.0.1" });
+    });
+
+    it("a full chunk looks each device up by its primary key (no scan of the devices table)", async (t) => {
+      if (engine !== "sqlite") return t.skip("SQLite's planner only");
+      const stamps: [string, DeviceStamp][] = Array.from({ length: 250 }, (_, i) => [`dev_plan_${i}`, { seenAt: 1, validatedAt: 1, ip: "10.0.0.1" }]);
+      const compiled = deviceStampsStatement(stamps).compile(h.lk.store.db);
+      const plan = await h.lk.store.db.executeQuery<{ detail: string }>(CompiledQuery.raw(`EXPLAIN QUERY PLAN ${compiled.sql}`, [...compiled.parameters]));
+      const details = plan.rows.map((r) => r.detail);
+      assert.ok(details.some((d) => /SEARCH devices USING (COVERING )?INDEX/.test(d)), details.join(" | "));
+      assert.ok(!details.some((d) => /^SCAN devices/.test(d)), details.join(" | "));
     });
 
     it("a flush of 1,100 devices (5 chunks) writes every one of them", async () => {

@@ -28,6 +28,8 @@ import type { DeviceRow, LicenseRow, PolicyRow } from "../store/schema.js";
 
 /** Devices remembered per license (found and "not found"); past this the license's map starts over. */
 const DEVICES_PER_LICENSE = 64;
+/** A full cache is cut back to this share of its capacity at once (see #evict). */
+const EVICT_TO = 0.95;
 /** Products whose catalogue is larger than this are judged by a query each time instead. */
 const CATALOGUE_MAX = 10_000;
 
@@ -176,10 +178,21 @@ export class RuntimeCache {
     this.#entries.delete(entry.keyHash);
     this.#entries.set(entry.keyHash, entry);
     this.#keyOfLicense.set(entry.license.id, entry.keyHash);
-    while (this.#entries.size > this.#capacity) {
-      const [oldestKey, oldest] = this.#entries.entries().next().value as [string, CacheEntry];
-      this.#entries.delete(oldestKey);
-      if (this.#keyOfLicense.get(oldest.license.id) === oldestKey) this.#keyOfLicense.delete(oldest.license.id);
+    if (this.#entries.size > this.#capacity) this.#evict();
+  }
+
+  /**
+   * Drops the least recently used entries down to EVICT_TO of the capacity, in one pass. Evicting
+   * one entry per insert would restart a Map iteration from the front every time, and V8 skips the
+   * deleted slots there one by one: with a full cache and a stream of new keys that cost grew to
+   * tens of microseconds per request (1,000,000 licenses behind a 100,000-entry cache).
+   */
+  #evict(): void {
+    let drop = this.#entries.size - Math.max(1, Math.floor(this.#capacity * EVICT_TO));
+    for (const [key, entry] of this.#entries) {
+      if (drop-- <= 0) break;
+      this.#entries.delete(key);
+      if (this.#keyOfLicense.get(entry.license.id) === key) this.#keyOfLicense.delete(entry.license.id);
     }
   }
 

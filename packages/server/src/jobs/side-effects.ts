@@ -8,7 +8,7 @@ import type { Store, Tx } from "../store/db.js";
 import { hourStart } from "../store/runtime-call-counts.js";
 import type { RuntimeCallCountsTable } from "../store/schema.js";
 
-interface DeviceStamp {
+export interface DeviceStamp {
   seenAt: number;
   validatedAt: number | null;
   ip: string | null;
@@ -232,22 +232,30 @@ async function writeApiKeyStamps(trx: Tx, stamps: [string, number][]): Promise<v
  * the foreign-key check (FOR KEY SHARE on the license row), which waits for a runtime transaction
  * holding that license FOR UPDATE while it waits for this device row — a deadlock (seen in
  * `npm run soak`). Column references in SET read the old values on both engines.
+ * The `id IN (SELECT id FROM v)` is for SQLite's planner: with only the join condition it scans
+ * the whole devices table against an automatic index on v once the list is long (250 rows took
+ * 200 ms at 1,000,000 devices); the IN list makes it look each device up by its primary key.
  */
 async function writeDeviceStamps(trx: Tx, stamps: [string, DeviceStamp][]): Promise<void> {
   if (stamps.length === 0) return;
+  await deviceStampsStatement(stamps).execute(trx);
+}
+
+/** The statement writeDeviceStamps runs (exported for the query-plan test). */
+export function deviceStampsStatement(stamps: [string, DeviceStamp][]) {
   const sorted = [...stamps].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const rows = sorted.map(
     ([id, s]) => sql`(CAST(${id} AS TEXT), CAST(${s.seenAt} AS BIGINT), CAST(${s.validatedAt} AS BIGINT), CAST(${s.ip} AS TEXT))`,
   );
-  await sql`WITH v(id, seen, validated, ip) AS (VALUES ${sql.join(rows)})
+  return sql`WITH v(id, seen, validated, ip) AS (VALUES ${sql.join(rows)})
 UPDATE devices SET
   last_seen_at = CASE WHEN devices.last_seen_at < v.seen THEN v.seen ELSE devices.last_seen_at END,
   ip_address = CASE WHEN v.ip IS NOT NULL AND devices.last_seen_at < v.seen THEN v.ip ELSE devices.ip_address END,
   last_validated_at = CASE WHEN v.validated IS NOT NULL AND (devices.last_validated_at IS NULL OR devices.last_validated_at < v.validated)
     THEN v.validated ELSE devices.last_validated_at END
 FROM v
-WHERE devices.id = v.id
-  AND (devices.last_seen_at < v.seen OR (v.validated IS NOT NULL AND (devices.last_validated_at IS NULL OR devices.last_validated_at < v.validated)))`.execute(trx);
+WHERE devices.id IN (SELECT id FROM v) AND devices.id = v.id
+  AND (devices.last_seen_at < v.seen OR (v.validated IS NOT NULL AND (devices.last_validated_at IS NULL OR devices.last_validated_at < v.validated)))`;
 }
 
 /**
