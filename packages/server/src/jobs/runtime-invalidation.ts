@@ -164,13 +164,15 @@ export class RuntimeInvalidation {
       this.#cache.invalidateLicense(req.runtime.license.id);
     } else if (req.principal) {
       // An authenticated management write (unauthenticated requests cannot have written anything).
+      // The answer leaves in every case; only the cache's state depends on how the catch-up went.
+      const send = () => done(null, payload);
       this.catchUp()
         .catch((err) => {
           // The feed could not be read: drop everything rather than risk serving the old state.
           this.#cache.invalidateAll();
           this.#opts.onError?.(err, "runtime change catch-up");
         })
-        .then(() => done(null, payload));
+        .then(send, send);
       return;
     }
     done(null, payload);
