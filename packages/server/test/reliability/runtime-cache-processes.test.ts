@@ -4,122 +4,31 @@
 // their LISTEN connections were killed), and `serve --workers 2` on one SQLite file (the polled
 // change feed). Loopback only; every loop is bounded in count and time.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import http from "node:http";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { LISTENER_APPLICATION_NAME } from "../../src/jobs/runtime-invalidation.js";
 import { createTestDatabase, ENGINES, type TestDatabase } from "../helpers/engines.js";
+import { type Answer, call as callOnce, ServeProcess, sleep } from "./processes.js";
 
-const serverDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TOKEN = `lkm_${"R".repeat(40)}`;
 const MASTER_KEY = randomBytes(32).toString("hex");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Answer {
-  status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: JSON answers
-  json: any;
-}
+/** One request on its own connection (processes.ts), so that under `--workers 2` consecutive calls may reach either worker. */
+const call = (port: number, method: string, url: string, auth: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> =>
+  callOnce(`http://127.0.0.1:${port}`, url, { method, auth, body, headers, timeoutMs: 10_000 });
 
-/** One request on its own connection, so that under `--workers 2` consecutive calls may reach either worker. */
-function call(port: number, method: string, url: string, auth: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      {
-        host: "127.0.0.1",
-        port,
-        method,
-        path: url,
-        agent: false,
-        timeout: 10_000,
-        headers: { authorization: auth, ...(data ? { "content-type": "application/json" } : {}), ...headers },
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (d) => {
-          text += d;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined }));
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error(`timeout: ${method} ${url}`)));
-    req.on("error", reject);
-    req.end(data);
-  });
-}
-
-class Server {
-  child!: ChildProcess;
-  port = 0;
-  out = "";
-  lines: { msg?: string; port?: number; pid?: number; route?: string; status?: number }[] = [];
-
-  async start(env: NodeJS.ProcessEnv, args: string[], readyMsg: string): Promise<void> {
-    this.child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", ...args], { cwd: serverDir, env, stdio: ["ignore", "pipe", "pipe"] });
-    let partial = "";
-    let err = "";
-    this.child.stderr!.on("data", (d) => {
-      err += d;
-    });
-    this.child.stdout!.setEncoding("utf8");
-    this.child.stdout!.on("data", (d: string) => {
-      this.out += d;
-      partial += d;
-      const parts = partial.split("\n");
-      partial = parts.pop() ?? "";
-      for (const line of parts) {
-        if (!line.startsWith("{")) continue;
-        try {
-          this.lines.push(JSON.parse(line));
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const ready = this.lines.find((l) => l.msg === readyMsg);
-      if (ready) {
-        this.port = ready.port as number;
-        return;
-      }
-      if (Date.now() > deadline || this.child.exitCode !== null) throw new Error(`server did not start: ${this.out.slice(-2000)} ${err.slice(-2000)}`);
-      await sleep(50);
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (!this.child || this.child.exitCode !== null) return;
-    const exited = new Promise((r) => this.child.once("exit", r));
-    this.child.kill("SIGTERM");
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), 20_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
-
-function env(db: TestDatabase): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = {
-    ...process.env,
+function env(db: TestDatabase): Record<string, string> {
+  return {
     LICENSEKIT_DATABASE_URL: db.url,
     LICENSEKIT_DATA_DIR: db.dir,
     LICENSEKIT_MASTER_KEY: MASTER_KEY,
     LICENSEKIT_BOOTSTRAP_TOKEN: TOKEN,
-    LICENSEKIT_HOST: "127.0.0.1",
-    LICENSEKIT_PORT: "0",
     LICENSEKIT_LOG_LEVEL: "info",
     LICENSEKIT_RATE_LIMIT_RUNTIME_PER_SECOND: "0",
     LICENSEKIT_RATE_LIMIT_MANAGEMENT_PER_SECOND: "0",
     LICENSEKIT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: "0",
   };
-  delete e.LICENSEKIT_WORKERS;
-  return e;
 }
 
 let writes = 0;
@@ -171,16 +80,16 @@ async function warm(port: number, key: string, fingerprint: string, times: numbe
 if (ENGINES.includes("postgres")) {
   describe("runtime cache: two `licensekit serve` processes on one PostgreSQL database", () => {
     let db: TestDatabase;
-    const a = new Server();
-    const b = new Server();
+    let a: ServeProcess;
+    let b: ServeProcess;
 
     before(async () => {
       db = await createTestDatabase("postgres");
-      await a.start(env(db), [], "licensekit listening");
-      await b.start(env(db), [], "licensekit listening");
+      a = await ServeProcess.start({ env: env(db) });
+      b = await ServeProcess.start({ env: env(db) });
     });
     after(async () => {
-      await Promise.all([a.stop(), b.stop()]);
+      await Promise.all([a?.stop(), b?.stop()]);
       await db?.drop();
     });
 
@@ -236,14 +145,14 @@ if (ENGINES.includes("postgres")) {
 
 describe("runtime cache: `serve --workers 2` on one SQLite file", () => {
   let db: TestDatabase;
-  const cluster = new Server();
+  let cluster: ServeProcess;
 
   before(async () => {
     db = await createTestDatabase("sqlite");
-    await cluster.start(env(db), ["--workers", "2"], "licensekit cluster ready");
+    cluster = await ServeProcess.start({ env: env(db), workers: 2 });
   });
   after(async () => {
-    await cluster.stop();
+    await cluster?.stop();
     await db?.drop();
   });
 
@@ -254,7 +163,6 @@ describe("runtime cache: `serve --workers 2` on one SQLite file", () => {
     const suspended = await admin(cluster.port, "POST", `/api/v1/licenses/${lic.id}/suspend`, {});
     assert.equal(suspended.status, 200, JSON.stringify(suspended.json));
     const t0 = Date.now();
-    const from = cluster.lines.length;
     // Keep asking (alternating workers) for 1.3 s: the last 200 must come before 1 s.
     let lastOk = -1;
     let after1s = 0;
@@ -269,7 +177,10 @@ describe("runtime cache: `serve --workers 2` on one SQLite file", () => {
     assert.ok(lastOk < 1000, `a worker still answered 200 after ${lastOk} ms`);
     assert.ok(after1s > 0, "the loop ran past one second");
     await sleep(300); // the last request log lines
-    const pids = new Set(cluster.lines.slice(from).filter((l) => l.msg === "request" && l.route === "/api/v1/license/validate" && l.status === 403).map((l) => l.pid));
+    const answeredInactive = cluster
+      .logLines()
+      .filter((l) => (l.time as number) >= t0 && l.msg === "request" && l.route === "/api/v1/license/validate" && l.status === 403);
+    const pids = new Set(answeredInactive.map((l) => l.pid));
     assert.equal(pids.size, 2, "both workers answered LICENSE_INACTIVE");
     console.log(`# sqlite, serve --workers 2: last 200 after the suspend at ${lastOk} ms (-1: none)`);
   });
