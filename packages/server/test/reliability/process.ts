@@ -197,32 +197,13 @@ export async function loadRequest(base: string, lic: LoadLicense, kind: LoadResu
       : kind === "consume"
         ? { fingerprint: lic.consumeFingerprint, feature_code: "units", amount: 1, event_id: ref }
         : { fingerprint: lic.consumeFingerprint };
+  const request = { kind, ref, idempotencyKey, startedAt };
   try {
     const a = await call(base, "POST", `/api/v1/license/${kind}`, { auth: `License ${lic.key}`, body, idempotencyKey, timeoutMs: 5000 });
-    return {
-      kind,
-      ref,
-      idempotencyKey,
-      startedAt,
-      endedAt: Date.now(),
-      status: a.status,
-      code: a.json?.error?.code ?? null,
-      retryAfter: a.headers.get("retry-after"),
-      transportError: null,
-    };
+    return { ...request, endedAt: Date.now(), status: a.status, code: a.json?.error?.code ?? null, retryAfter: a.headers.get("retry-after"), transportError: null };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string } };
-    return {
-      kind,
-      ref,
-      idempotencyKey,
-      startedAt,
-      endedAt: Date.now(),
-      status: null,
-      code: null,
-      retryAfter: null,
-      transportError: `${e.name}: ${e.cause?.code ?? e.message}`,
-    };
+    return { ...request, endedAt: Date.now(), status: null, code: null, retryAfter: null, transportError: `${e.name}: ${e.cause?.code ?? e.message}` };
   }
 }
 
