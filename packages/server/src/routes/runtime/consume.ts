@@ -14,7 +14,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { normalizeBinding } from "../../domain/binding.js";
-import { entitlementData, featureEntitlement, featureRefusal } from "../../domain/entitlement.js";
+import { featureRefusal } from "../../domain/entitlement.js";
 import type { Decision } from "../../domain/runtime-engine.js";
 import { ApiError } from "../../http/errors.js";
 import { commitAndRespond } from "../../http/respond.js";
@@ -24,6 +24,7 @@ import { bindDevice } from "../../store/bindings.js";
 import { addFeatureUsage, addLicenseUsage, findConsumption, insertConsumption } from "../../store/consumption.js";
 import { forUpdate } from "../../store/db.js";
 import { listFeatureAssignments } from "../../store/license-features.js";
+import { boundSource, entitlementWith } from "./decide.js";
 import { deniedOutcome, signedOutcome } from "./respond.js";
 import { RUNTIME_ERRORS, RuntimeBindingRequest, RuntimeEntitlementResponseData } from "./schemas.js";
 
@@ -139,8 +140,10 @@ export const consumeRoute: FastifyPluginAsyncTypebox = async (app) => {
           },
         });
         // The entitlement shows this consume: the assignment's counter as the UPDATE returned it.
-        const features = assignments.map((a) => featureEntitlement(a === assignment ? { ...a, ...counted } : a, now));
-        const entitlement = entitlementData({ license: r.license, policy: r.policy, status: r.decision.status, deviceId: r.device.id, now, version: r.version, features });
+        const entitlement = entitlementWith(
+          boundSource(r, now),
+          assignments.map((a) => (a === assignment ? { ...a, ...counted } : a)),
+        );
         const outcome = signedOutcome(req, 200, entitlement);
         await insertConsumption(trx, {
           license_id: licenseId,

@@ -3,7 +3,7 @@
 import type { FastifyRequest } from "fastify";
 import { runtimeEntryOf } from "../../cache/runtime-cache.js";
 import { type BindingRequest, normalizeBinding } from "../../domain/binding.js";
-import { type EntitlementData, entitlementData, type FeatureEntitlement, featureEntitlement } from "../../domain/entitlement.js";
+import { type EntitlementData, entitlementData, type FeatureAssignment, featureEntitlement } from "../../domain/entitlement.js";
 import { decide, type RuntimeOperation } from "../../domain/runtime-engine.js";
 import { judgeVersion, type VersionJudgement } from "../../domain/version-eligibility.js";
 import { markReadOnly } from "../../jobs/runtime-invalidation.js";
@@ -57,9 +57,10 @@ export interface EntitlementSource {
   version: VersionJudgement;
 }
 
-/** The license's feature assignments as entitlement `features[]` (one query). */
-export async function featureEntitlements(q: Q, licenseId: string, now: number): Promise<FeatureEntitlement[]> {
-  return (await listFeatureAssignments(q, licenseId)).map((a) => featureEntitlement(a, now));
+/** The entitlement of `s` with the license's feature assignments as given (stored, cached, or as a write has just left them). */
+export function entitlementWith(s: EntitlementSource, assignments: readonly FeatureAssignment[]): EntitlementData {
+  const features = assignments.map((a) => featureEntitlement(a, s.now));
+  return entitlementData({ license: s.license, policy: s.policy, status: s.status, deviceId: s.deviceId, now: s.now, version: s.version, features });
 }
 
 /**
@@ -67,8 +68,7 @@ export async function featureEntitlements(q: Q, licenseId: string, now: number):
  * transaction pass the transaction, so the answer shows its own writes) and version eligibility.
  */
 export async function entitlementFor(q: Q, s: EntitlementSource): Promise<EntitlementData> {
-  const features = await featureEntitlements(q, s.license.id, s.now);
-  return entitlementData({ license: s.license, policy: s.policy, status: s.status, deviceId: s.deviceId, now: s.now, version: s.version, features });
+  return entitlementWith(s, await listFeatureAssignments(q, s.license.id));
 }
 
 /**
@@ -79,11 +79,15 @@ export async function readOnlyEntitlement(req: FastifyRequest, s: EntitlementSou
   const lk = req.server.lk;
   const entry = runtimeEntryOf(req);
   if (!entry) return entitlementFor(lk.store.db, s);
-  const features = (await lk.runtimeCache.features(lk.store.db, entry)).map((a) => featureEntitlement(a, s.now));
-  return entitlementData({ license: s.license, policy: s.policy, status: s.status, deviceId: s.deviceId, now: s.now, version: s.version, features });
+  return entitlementWith(s, await lk.runtimeCache.features(lk.store.db, entry));
+}
+
+/** What an allowed bindDevice's answer is built from. */
+export function boundSource(r: Extract<BindResult, { allowed: true }>, now: number): EntitlementSource {
+  return { license: r.license, policy: r.policy, status: r.decision.status, deviceId: r.device.id, now, version: r.version };
 }
 
 /** The entitlement after an allowed bindDevice (activate, validate, consume, checkout), read in its transaction. */
 export function boundEntitlement(trx: Q, r: Extract<BindResult, { allowed: true }>, now: number): Promise<EntitlementData> {
-  return entitlementFor(trx, { license: r.license, policy: r.policy, status: r.decision.status, deviceId: r.device.id, now, version: r.version });
+  return entitlementFor(trx, boundSource(r, now));
 }
