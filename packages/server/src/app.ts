@@ -62,6 +62,7 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
   app.decorateRequest("idem", null);
   app.decorateRequest("errorCode", null);
   app.decorateRequest("correlationId", null);
+  app.decorateRequest("bodyNulFree", false);
 
   // An empty body sent as application/json means "no body" (clients often set the header on every
   // POST); anything else goes to Fastify's own parser (prototype-poisoning safe).
@@ -73,6 +74,9 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
     if (text.trim() === "") return done(null, undefined);
     // Refused before parsing: deep nesting would overflow the stack in later recursive steps.
     if (exceedsJsonDepth(text)) return done(new ApiError("INVALID_JSON", `JSON nests deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+    // JSON cannot hold a raw U+0000 in a string (JSON.parse refuses control characters), only the
+    // escape: without one, refuseNulCharacters need not walk the parsed body.
+    req.bodyNulFree = !text.includes("\\u0000");
     parseJson(req, text, done);
   });
 
@@ -179,6 +183,8 @@ export function startBackgroundWork(app: FastifyInstance): void {
   const lk = app.lk;
   lk.keyring.startRefreshing(lk.config.keyRefreshSeconds * 1000, (err) => app.log.error({ err }, "signing key refresh failed"));
   lk.sideEffects.start(lk.config.sideEffectFlushMs);
+  // SQLite file: WAL checkpoints on a thread of their own instead of inside a request's commit.
+  if (lk.config.sqliteCheckpointMs > 0) lk.store.checkpointer?.start(lk.config.sqliteCheckpointMs, (err) => app.log.error({ err }, "WAL checkpoint failed"));
   // The runtime cache's change feed (LISTEN on PostgreSQL, polling on both); the cache is served only while it is live.
   void lk.runtimeInvalidation.start((err, what) => app.log.error({ err }, `${what} failed`));
   // The webhook outbox (D6): polled every LICENSEKIT_WEBHOOK_POLL_MS; stopped by the onClose above.

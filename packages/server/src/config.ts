@@ -25,6 +25,8 @@ export interface Config {
   requestTimeoutMs: number;
   idempotencyRetentionHours: number;
   keyRefreshSeconds: number;
+  /** SQLite file: how often a background thread checkpoints the WAL (store/wal-checkpointer.ts); 0 leaves it to the commits. */
+  sqliteCheckpointMs: number;
   sideEffectFlushMs: number;
   /** Lets webhook endpoint URLs point at loopback, private and link-local addresses (D6). */
   webhookAllowPrivate: boolean;
@@ -103,6 +105,7 @@ export const SETTINGS = [
   ["LICENSEKIT_SHUTDOWN_TIMEOUT_MS", "10000", "on SIGTERM/SIGINT: stop accepting, let in-flight requests and webhook attempts finish, flush batched counters, close the database and exit 0 within this (1000..600000); past it the process exits 1"],
   ["LICENSEKIT_RUNTIME_CACHE_SIZE", "100000", "licenses whose runtime state (license, policy, features, devices) each process keeps in memory for validate/check (0..10000000); 0 turns the cache off. Changes reach every process within 1 s"],
   ["LICENSEKIT_RUNTIME_CHANGES_POLL_MS", "200", "how often a process reads the runtime change feed (10..500): how changes arrive on SQLite, the safety net beside LISTEN/NOTIFY on PostgreSQL"],
+  ["LICENSEKIT_SQLITE_CHECKPOINT_MS", "200", "SQLite file only: a background thread copies the write-ahead log into the database file this often (0..60000), instead of the commit that fills it doing so on the serving thread; 0 turns the thread off"],
   ["LICENSEKIT_WORKERS", "1", "worker processes `serve` starts (1..64, node:cluster, sharing one port); `serve --workers N` overrides it. 1 serves from the started process itself"],
 ] as const;
 
@@ -211,6 +214,7 @@ export function loadConfig(env: Env = process.env): Config {
     requestTimeoutMs: intSetting(env, "LICENSEKIT_REQUEST_TIMEOUT_MS", 30000, 100, 600000),
     idempotencyRetentionHours: intSetting(env, "LICENSEKIT_IDEMPOTENCY_RETENTION_HOURS", 24, 1, 24 * 90),
     keyRefreshSeconds: intSetting(env, "LICENSEKIT_KEY_REFRESH_SECONDS", 10, 1, 3600),
+    sqliteCheckpointMs: intSetting(env, "LICENSEKIT_SQLITE_CHECKPOINT_MS", 200, 0, 60_000),
     sideEffectFlushMs: intSetting(env, "LICENSEKIT_SIDE_EFFECT_FLUSH_MS", 2000, 10, 600000),
     webhookAllowPrivate: boolSetting(env, "LICENSEKIT_WEBHOOK_ALLOW_PRIVATE", false),
     webhookDelivery: {

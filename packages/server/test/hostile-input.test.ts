@@ -71,6 +71,12 @@ for (const engine of ENGINES) {
       assert.ok(runtime.json.signature, "runtime errors stay signed");
       const products = await h.request({ url: "/api/v1/products?limit=100" });
       assert.ok(!products.json.data.some((p: { code: string }) => p.code === "nul"));
+      // A backslash followed by "u0000" is text, not NUL: its JSON holds "\\u0000", which only looks like the escape.
+      const lookalike = await h.request({ url: "/api/v1/products", body: { name: "a\\u0000b", code: "nul-lookalike" } });
+      assert.equal(lookalike.status, 201);
+      assert.equal(lookalike.json.data.name, "a\\u0000b");
+      // An escaped backslash followed by the NUL escape is still NUL.
+      expectError(await h.request({ url: "/api/v1/products", rawBody: '{"name":"a\\\\\\u0000","code":"nul2"}', headers: { "content-type": "application/json" } }), 422, "VALIDATION_ERROR", /field name/);
     });
 
     it("decode errors still outrank the NUL rule (an unknown field is 400 INVALID_JSON)", async () => {

@@ -55,7 +55,7 @@ export async function sendError(req: FastifyRequest, reply: FastifyReply, error:
     signer = null;
     body = errorEnvelopeBody(error, responseMeta(req), null);
   }
-  if (signer) req.server.lk.metrics.signatures.inc({ kind: "error" });
+  if (signer) req.server.lk.metrics.signatures.error.n += 1;
   const claim = req.idem;
   if (claim && !claim.completed) {
     const lk = req.server.lk;

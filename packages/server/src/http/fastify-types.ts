@@ -27,6 +27,8 @@ declare module "fastify" {
     /** The error code answered, for metrics and logs ("none" on success). */
     errorCode: string | null;
     correlationId: string | null;
+    /** Set by the JSON body parser when the body's text has no \u0000 escape, so no string in it holds NUL. */
+    bodyNulFree: boolean;
   }
   interface FastifyContextConfig {
     /** Least-privilege scope of a management route (x-required-scopes). */

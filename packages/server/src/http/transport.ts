@@ -120,12 +120,20 @@ export function refuseNulCharacters(req: FastifyRequest, _reply: FastifyReply, d
 }
 
 function refuseNul(req: FastifyRequest): void {
+  // Path and query reach the server percent-encoded (the HTTP parser refuses a raw NUL byte in the
+  // request line), so they can decode to NUL only from %00; the body is walked unless its JSON text
+  // had no \u0000 escape (bodyNulFree, set by the JSON parser).
+  if (req.raw.url?.includes("%00")) refuseNulInUrl(req);
+  if (req.bodyNulFree) return;
+  const field = nulPath(req.body, "");
+  if (field !== null) throw new ApiError("VALIDATION_ERROR", `field ${field || "(body)"}: must not contain NUL characters`);
+}
+
+function refuseNulInUrl(req: FastifyRequest): void {
   for (const [name, v] of Object.entries((req.params ?? {}) as Record<string, unknown>)) {
     if (typeof v === "string" && v.includes("\u0000")) throw new ApiError("NOT_FOUND", `no resource has this ${name}`);
   }
   for (const [name, v] of Object.entries((req.query ?? {}) as Record<string, unknown>)) {
     if (name.includes("\u0000") || nulPath(v, name) !== null) throw new ApiError("INVALID_QUERY", `query parameter ${showNul(name)}: must not contain NUL characters`);
   }
-  const field = nulPath(req.body, "");
-  if (field !== null) throw new ApiError("VALIDATION_ERROR", `field ${field || "(body)"}: must not contain NUL characters`);
 }

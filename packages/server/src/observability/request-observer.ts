@@ -3,6 +3,7 @@
 // a few increments, and one Map increment (RequestStats).
 import type { FastifyRequest } from "fastify";
 import type { Services } from "../services.js";
+import type { CountCell, HistogramChild } from "./local-metrics.js";
 import { REPLAY_CODE, type Surface } from "./request-stats.js";
 
 const RUNTIME_PREFIX = "/api/v1/license/";
@@ -24,17 +25,17 @@ export function operationOf(req: FastifyRequest): string {
 }
 
 /**
- * The metric children one kind of answer moves (method, route, status, code), and its surface and
- * operation, worked out once per kind instead of per request. prom-client children still validate
- * and hash their labels on every inc/observe (docs/benchmarks.md measures this hook at ~15–20 µs
- * per request). Bounded: routes are templates ("unmatched" for unknown paths) and codes a fixed catalogue.
+ * The counts and histograms one kind of answer moves (method, route, status, code), and its surface
+ * and operation, worked out once per kind instead of per request: a request adds to numbers it
+ * already holds, and the labelled work waits for a scrape (observability/local-metrics.ts).
+ * Bounded: routes are templates ("unmatched" for unknown paths) and codes a fixed catalogue.
  */
 interface AnswerMetrics {
-  requests: { inc(): void };
-  duration: { observe(v: number): void };
-  surfaceDuration: { observe(v: number): void };
+  requests: CountCell;
+  duration: HistogramChild;
+  surfaceDuration: HistogramChild;
   /** licensekit_runtime_requests_total or licensekit_management_requests_total; null for system routes. */
-  surfaceRequests: { inc(): void } | null;
+  surfaceRequests: CountCell | null;
   surface: Surface;
   operation: string;
 }
@@ -49,10 +50,10 @@ function answerMetrics(lk: Services, req: FastifyRequest, route: string, status:
     const operation = operationOf(req);
     const counter = surface === "runtime" ? metrics.runtimeRequests : surface === "management" ? metrics.managementRequests : null;
     m = {
-      requests: metrics.requests.labels({ method: req.method, route, status: String(status), code }),
+      requests: metrics.requests.cell({ method: req.method, route, status: String(status), code }),
       duration: metrics.duration.labels({ method: req.method, route }),
       surfaceDuration: metrics.requestDuration.labels({ surface }),
-      surfaceRequests: counter ? counter.labels({ operation, code }) : null,
+      surfaceRequests: counter ? counter.cell({ operation, code }) : null,
       surface,
       operation,
     };
@@ -66,10 +67,10 @@ export function observeRequest(lk: Services, req: FastifyRequest, status: number
   const route = req.routeOptions.url ?? "unmatched";
   const errorCode = req.errorCode;
   const m = answerMetrics(lk, req, route, status, errorCode ?? "none");
-  m.requests.inc();
+  m.requests.n += 1;
   m.duration.observe(elapsedSeconds);
   m.surfaceDuration.observe(elapsedSeconds);
-  m.surfaceRequests?.inc();
+  if (m.surfaceRequests) m.surfaceRequests.n += 1;
   if (errorCode === "TOKEN_SCOPE_DENIED") lk.metrics.scopeDenials.inc({ scope: req.routeOptions.config?.scope ?? "admin" });
   else if (errorCode === "IDEMPOTENCY_CONFLICT" || errorCode === "IDEMPOTENCY_IN_PROGRESS") lk.metrics.idempotencyConflicts.inc({ code: errorCode });
   else if (errorCode === REPLAY_CODE) lk.metrics.idempotencyReplays.inc();

@@ -8,6 +8,7 @@ import pg from "pg";
 import type { DatabaseConfig } from "../config.js";
 import type { Database } from "./schema.js";
 import { ImmediateSqliteDialect } from "./sqlite-driver.js";
+import { WalCheckpointer } from "./wal-checkpointer.js";
 
 export type Engine = "sqlite" | "postgres";
 export type Db = Kysely<Database>;
@@ -20,6 +21,8 @@ export interface Store {
   engine: Engine;
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** A SQLite database file's background checkpoints (started by a serving process); none for PostgreSQL or :memory:. */
+  checkpointer?: WalCheckpointer;
 }
 
 /** How long a request waits for a PostgreSQL connection before it is answered 503. */
@@ -43,13 +46,18 @@ export async function openStore(config: DatabaseConfig, opts: { busyTimeoutMs?: 
     raw.pragma("foreign_keys = ON");
     raw.pragma("synchronous = NORMAL");
     const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect(raw) });
+    const checkpointer = config.file === ":memory:" ? undefined : new WalCheckpointer(raw, config.file);
     return {
       db,
       engine: "sqlite",
       ping: async () => {
         raw.prepare("select 1").get();
       },
-      close: () => db.destroy(),
+      close: async () => {
+        await checkpointer?.stop();
+        await db.destroy();
+      },
+      ...(checkpointer ? { checkpointer } : {}),
     };
   }
   const pool = new pg.Pool({

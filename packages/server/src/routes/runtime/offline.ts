@@ -105,7 +105,7 @@ export const offlineRoute: FastifyPluginAsyncTypebox = async (app) => {
         };
         const dataJson = JSON.stringify(data);
         const signature = lk.keyring.sign(dataJson);
-        lk.metrics.signatures.inc({ kind: "data" });
+        lk.metrics.signatures.data.n += 1;
         const envelope = sealOffline(licenseKey, signature.kid, `{"data":${dataJson},"signature":${JSON.stringify(signature)}}`);
 
         lk.sideEffects.deviceSeen(device.id, now, false, req.ip);

@@ -7,7 +7,7 @@ import type { Outcome } from "../../http/respond.js";
 
 export function signedOutcome(req: FastifyRequest, status: number, data: unknown): Outcome {
   const { keyring, metrics } = req.server.lk;
-  metrics.signatures.inc({ kind: "data" });
+  metrics.signatures.data.n += 1;
   return { status, body: signedDataBody(data, responseMeta(req), (b) => keyring.sign(b)) };
 }
 
@@ -15,7 +15,7 @@ export function signedOutcome(req: FastifyRequest, status: number, data: unknown
 export function deniedOutcome(req: FastifyRequest, d: Extract<Decision, { allow: false }>): Outcome {
   const { keyring, metrics } = req.server.lk;
   const err = new ApiError(d.code, d.detail);
-  metrics.signatures.inc({ kind: "error" });
+  metrics.signatures.error.n += 1;
   return { status: err.status, body: errorEnvelopeBody(err, responseMeta(req), (b) => keyring.sign(b)), errorCode: d.code };
 }
 
