@@ -23,6 +23,8 @@ import type { VersionCatalogFacts } from "../domain/version-eligibility.js";
 import type { Q } from "../store/db.js";
 import { findDeviceByBinding } from "../store/devices.js";
 import { listFeatureAssignments } from "../store/license-features.js";
+import { findLicenseByKeyHash } from "../store/licenses.js";
+import { policyOf } from "../store/policies.js";
 import { findVersionCatalogFacts } from "../store/product-versions.js";
 import type { DeviceRow, LicenseRow, PolicyRow } from "../store/schema.js";
 
@@ -273,8 +275,7 @@ function newEntry(keyHash: string, license: LicenseRow, policy: PolicyRow): Cach
 }
 
 async function readLicense(q: Q, keyHash: string, cachedPolicy: ((id: string) => PolicyRow | undefined) | undefined): Promise<RuntimeLicense | undefined> {
-  const license = await q.selectFrom("licenses").selectAll().where("key_hash", "=", keyHash).executeTakeFirst();
+  const license = await findLicenseByKeyHash(q, keyHash);
   if (!license) return undefined;
-  const policy = cachedPolicy?.(license.policy_id) ?? (await q.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow());
-  return { license, policy };
+  return { license, policy: cachedPolicy?.(license.policy_id) ?? (await policyOf(q, license)) };
 }

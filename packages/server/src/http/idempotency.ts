@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { open, seal } from "../crypto/aead.js";
 import type { Services } from "../services.js";
 import type { Q, Store } from "../store/db.js";
-import { isUniqueViolation } from "../store/db.js";
+import { prepare } from "../store/prepared.js";
 import { sendJsonText } from "./envelope.js";
 import { ApiError, isReplayableStatus } from "./errors.js";
 
@@ -46,31 +46,40 @@ function recordId(credentialId: string, method: string, path: string, key: strin
 
 type ClaimResult = { kind: "claimed"; claim: IdempotencyClaim } | { kind: "replay"; status: number; body: string };
 
+const recordById = prepare(1, (q, id: string) => q.selectFrom("idempotency_records").selectAll().where("id", "=", id));
+const insertClaim = prepare(5, (q, id: string, credentialId: string, hash: string, now: number, expiresAt: number) =>
+  q.insertInto("idempotency_records").values({
+    id,
+    credential_id: credentialId,
+    request_hash: hash,
+    state: "in_progress",
+    response_status: null,
+    response_body: null,
+    created_at: now,
+    expires_at: expiresAt,
+  })
+    // A key already held leaves no row (and no error): the caller then reads what holds it.
+    .onConflict((oc) => oc.column("id").doNothing())
+    .returning("id"),
+);
+const completeRecord = prepare(4, (q, id: string, status: number, body: string, expiresAt: number) =>
+  q
+    .updateTable("idempotency_records")
+    .set({ state: "completed", response_status: status, response_body: body, expires_at: expiresAt })
+    .where("id", "=", id)
+    .where("state", "=", "in_progress"),
+);
+
 async function claim(lk: Services, now: number, id: string, credentialId: string, hash: string): Promise<ClaimResult> {
   const db = lk.store.db;
   for (let attempt = 0; attempt < 5; attempt++) {
-    const existing = await db.selectFrom("idempotency_records").selectAll().where("id", "=", id).executeTakeFirst();
-    if (!existing) {
-      try {
-        await db
-          .insertInto("idempotency_records")
-          .values({
-            id,
-            credential_id: credentialId,
-            request_hash: hash,
-            state: "in_progress",
-            response_status: null,
-            response_body: null,
-            created_at: now,
-            expires_at: now + IN_PROGRESS_TTL_MS,
-          })
-          .execute();
-        return { kind: "claimed", claim: { id, requestHash: hash, completed: false } };
-      } catch (err) {
-        if (isUniqueViolation(err)) continue; // a concurrent request claimed it first
-        throw err;
-      }
+    // Most keys are new: one statement claims them.
+    if (await insertClaim.first(db, id, credentialId, hash, now, now + IN_PROGRESS_TTL_MS)) {
+      return { kind: "claimed", claim: { id, requestHash: hash, completed: false } };
     }
+    const existing = await recordById.first(db, id);
+    if (!existing) continue; // released or purged since the insert found it
+
     if (existing.state === "completed" && existing.expires_at <= now) {
       // Past retention but not purged yet: the key is free again.
       await db.deleteFrom("idempotency_records").where("id", "=", id).where("expires_at", "=", existing.expires_at).execute();
@@ -145,12 +154,7 @@ async function claimForRequest(req: FastifyRequest, reply: FastifyReply): Promis
 /** Stores the answer (sealed) for replay; call inside the transaction that made the change. */
 export async function completeClaim(q: Q, lk: Services, claim: IdempotencyClaim, status: number, body: string): Promise<void> {
   const expiresAt = lk.clock.now() + lk.config.idempotencyRetentionHours * 3_600_000;
-  await q
-    .updateTable("idempotency_records")
-    .set({ state: "completed", response_status: status, response_body: seal(lk.idempotencySealKey, Buffer.from(body, "utf8"), claim.id), expires_at: expiresAt })
-    .where("id", "=", claim.id)
-    .where("state", "=", "in_progress")
-    .execute();
+  await completeRecord.execute(q, claim.id, status, seal(lk.idempotencySealKey, Buffer.from(body, "utf8"), claim.id), expiresAt);
   claim.completed = true;
 }
 

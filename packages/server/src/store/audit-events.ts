@@ -1,10 +1,11 @@
 // The audit feed (D7): one row per successful write or runtime state change, written in the same
 // transaction as the change. `sequence` is monotonic per database.
 import type { EventType } from "../domain/event-types.js";
-import type { Selectable } from "kysely";
+import type { Insertable, Selectable } from "kysely";
 import type { Q } from "./db.js";
 import { newId } from "../ids.js";
 import { iso, parseJsonObject } from "./json.js";
+import { prepare, prepareRow } from "./prepared.js";
 import type { AuditEventsTable } from "./schema.js";
 
 export type AuditEventRow = Selectable<AuditEventsTable>;
@@ -21,22 +22,26 @@ export interface EventInput {
   created_at: number;
 }
 
+type EventRow = Omit<Insertable<AuditEventsTable>, "sequence">;
+const EVENT_COLUMNS = ["event_type", "actor_type", "actor_id", "resource_type", "resource_id", "metadata", "ip_address", "request_id", "created_at"] as const;
+const insertEvent = prepareRow<Required<EventRow>, { sequence: number | string }, typeof EVENT_COLUMNS>(EVENT_COLUMNS, (q, row) =>
+  q.insertInto("audit_events").values(row).returning("sequence"),
+);
+const activeEndpoints = prepare(0, (q) => q.selectFrom("webhook_endpoints").select(["id", "event_types"]).where("is_active", "=", 1));
+
 export async function recordEvent(q: Q, e: EventInput): Promise<void> {
-  const inserted = await q
-    .insertInto("audit_events")
-    .values({
-      event_type: e.event_type,
-      actor_type: e.actor_type,
-      actor_id: e.actor_id,
-      resource_type: e.resource_type,
-      resource_id: e.resource_id ?? null,
-      metadata: JSON.stringify(e.metadata ?? {}),
-      ip_address: e.ip_address ?? null,
-      request_id: e.request_id ?? null,
-      created_at: e.created_at,
-    })
-    .returning("sequence")
-    .executeTakeFirstOrThrow();
+  const inserted = await insertEvent.first(q, {
+    event_type: e.event_type,
+    actor_type: e.actor_type,
+    actor_id: e.actor_id,
+    resource_type: e.resource_type,
+    resource_id: e.resource_id ?? null,
+    metadata: JSON.stringify(e.metadata ?? {}),
+    ip_address: e.ip_address ?? null,
+    request_id: e.request_id ?? null,
+    created_at: e.created_at,
+  });
+  if (!inserted) throw new Error("audit event insert returned no sequence");
   await enqueueWebhookDeliveries(q, Number(inserted.sequence), e.event_type, e.created_at);
 }
 
@@ -46,7 +51,7 @@ export async function recordEvent(q: Q, e: EventInput): Promise<void> {
  * rolls back together with its deliveries, so none is lost and none is sent for a write that failed.
  */
 async function enqueueWebhookDeliveries(q: Q, sequence: number, eventType: string, now: number): Promise<void> {
-  const endpoints = await q.selectFrom("webhook_endpoints").select(["id", "event_types"]).where("is_active", "=", 1).execute();
+  const endpoints = await activeEndpoints.execute(q);
   const due = endpoints.filter((ep) => subscribes(ep.event_types, eventType));
   if (due.length === 0) return;
   await q

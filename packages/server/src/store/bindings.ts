@@ -5,8 +5,11 @@ import type { Binding } from "../domain/binding.js";
 import { type Decision, decide, type RuntimeOperation } from "../domain/runtime-engine.js";
 import type { VersionJudgement } from "../domain/version-eligibility.js";
 import { recordEvent } from "./audit-events.js";
-import { type Engine, forUpdate, type Tx } from "./db.js";
+import type { Engine, Tx } from "./db.js";
 import { bindingUnchanged, countActiveContainers, findDeviceByBinding, insertActiveDevice, reactivateDevice, refreshDevice } from "./devices.js";
+import { lockLicense } from "./licenses.js";
+import { policyOf } from "./policies.js";
+import { prepare } from "./prepared.js";
 import { loadVersionJudgement } from "./product-versions.js";
 import type { DeviceRow, LicenseRow, PolicyRow } from "./schema.js";
 
@@ -42,9 +45,22 @@ export function bindingSummary(b: Binding): Record<string, unknown> {
   };
 }
 
+const countActivation = prepare(2, (q, licenseId: string, now: number) =>
+  q
+    .updateTable("licenses")
+    .set((eb) => ({
+      active_device_count: eb("active_device_count", "+", 1),
+      times_activated: eb("times_activated", "+", 1),
+      updated_at: now,
+    }))
+    .where("id", "=", licenseId)
+    .returningAll(),
+);
+
 export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promise<BindResult> {
-  const license = r.locked ?? (await forUpdate(engine, trx.selectFrom("licenses").selectAll().where("id", "=", r.licenseId)).executeTakeFirstOrThrow());
-  const policy = await trx.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow();
+  const license = r.locked ?? (await lockLicense(trx, engine, r.licenseId));
+  if (!license) throw new Error(`license ${r.licenseId} not found`);
+  const policy = await policyOf(trx, license);
   const device = await findDeviceByBinding(trx, license.id, r.binding.key);
   const needsContainerCount = r.binding.kind === "container" && device?.status !== "active" && policy.max_container_instances > 0;
   const version = await loadVersionJudgement(trx, license, policy, r.binding.request.app_version);
@@ -85,16 +101,8 @@ export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promi
   }
 
   const bound = device ? await reactivateDevice(trx, device, r.binding, r.ip, r.now, validated) : await insertActiveDevice(trx, license.id, r.binding, r.ip, r.now, validated);
-  const updated = await trx
-    .updateTable("licenses")
-    .set((eb) => ({
-      active_device_count: eb("active_device_count", "+", 1),
-      times_activated: eb("times_activated", "+", 1),
-      updated_at: r.now,
-    }))
-    .where("id", "=", license.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  const updated = await countActivation.first(trx, license.id, r.now);
+  if (!updated) throw new Error(`license ${license.id} not found`);
   await recordEvent(trx, {
     ...actor,
     event_type: "license.activated",

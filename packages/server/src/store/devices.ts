@@ -5,10 +5,15 @@ import type { Q } from "./db.js";
 import { iso, parseJsonObject } from "./json.js";
 import { releaseLeasesOf } from "./leases.js";
 import { toPage } from "./pagination.js";
+import { prepare, prepareRow } from "./prepared.js";
 import type { DeviceRow } from "./schema.js";
 
+const deviceByBinding = prepare(2, (q, licenseId: string, bindingKey: string) =>
+  q.selectFrom("devices").selectAll().where("license_id", "=", licenseId).where("binding_key", "=", bindingKey),
+);
+
 export function findDeviceByBinding(q: Q, licenseId: string, bindingKey: string): Promise<DeviceRow | undefined> {
-  return q.selectFrom("devices").selectAll().where("license_id", "=", licenseId).where("binding_key", "=", bindingKey).executeTakeFirst();
+  return deviceByBinding.first(q, licenseId, bindingKey);
 }
 
 export async function countActiveContainers(q: Q, licenseId: string): Promise<number> {
@@ -53,9 +58,16 @@ export async function insertActiveDevice(q: Q, licenseId: string, b: Binding, ip
     created_at: now,
     updated_at: now,
   };
-  await q.insertInto("devices").values(row).execute();
+  await insertDevice.execute(q, row);
   return row;
 }
+
+const DEVICE_COLUMNS = [
+  "id", "license_id", "binding_kind", "binding_key", "fingerprint", "hostname", "os", "ip_address", "is_vm", "is_container",
+  "container_id", "cluster_id", "namespace", "pod_name", "status", "first_seen_at", "last_seen_at", "last_validated_at",
+  "metadata", "created_at", "updated_at",
+] as const;
+const insertDevice = prepareRow<DeviceRow, never, typeof DEVICE_COLUMNS>(DEVICE_COLUMNS, (q, row) => q.insertInto("devices").values(row));
 
 /** Makes a known device active again (after deactivate or reset) with the binding's latest details. */
 export async function reactivateDevice(q: Q, device: DeviceRow, b: Binding, ip: string | null, now: number, validated: boolean): Promise<DeviceRow> {
@@ -80,12 +92,17 @@ export function bindingUnchanged(device: DeviceRow, b: Binding, ip: string | nul
 
 /** Refreshes the details of an already active binding (explicit activation of a known device). */
 export async function refreshDevice(q: Q, device: DeviceRow, b: Binding, ip: string | null, now: number): Promise<void> {
-  await q
-    .updateTable("devices")
-    .set({ ...bindingColumns(b, ip), last_seen_at: now, updated_at: now })
-    .where("id", "=", device.id)
-    .execute();
+  await refreshRow.execute(q, { id: device.id, ...bindingColumns(b, ip), last_seen_at: now, updated_at: now });
 }
+
+type RefreshedDevice = Pick<DeviceRow, "id" | "last_seen_at" | "updated_at"> & ReturnType<typeof bindingColumns>;
+const REFRESH_COLUMNS = [
+  "id", "fingerprint", "hostname", "os", "ip_address", "is_vm", "is_container", "container_id", "cluster_id", "namespace", "pod_name",
+  "last_seen_at", "updated_at",
+] as const;
+const refreshRow = prepareRow<RefreshedDevice, never, typeof REFRESH_COLUMNS>(REFRESH_COLUMNS, (q, { id, ...set }) =>
+  q.updateTable("devices").set(set).where("id", "=", id),
+);
 
 export type DeviceStatus = DeviceRow["status"];
 export const DEVICE_STATUSES = ["active", "deactivated", "blacklisted", "reset", "expired"] as const satisfies readonly DeviceStatus[];

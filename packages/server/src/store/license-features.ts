@@ -8,6 +8,7 @@ import type { Q, Tx } from "./db.js";
 import { iso, parseJsonObject } from "./json.js";
 import type { EventBase, LockedLicense } from "./license-actions.js";
 import { toPage } from "./pagination.js";
+import { prepare } from "./prepared.js";
 import type { Updateable } from "kysely";
 import type { FeatureRow, LicenseFeatureRow, LicenseFeaturesTable } from "./schema.js";
 
@@ -67,9 +68,8 @@ export function findAssignmentByCode(q: Q, licenseId: string, code: string): Pro
   return joined(q, licenseId).where("features.code", "=", code).executeTakeFirst();
 }
 
-/** What the runtime entitlement shows of every assignment of a license, by feature code (one query). */
-export function listFeatureAssignments(q: Q, licenseId: string): Promise<(FeatureAssignment & { feature_id: string })[]> {
-  return q
+const featureAssignments = prepare(1, (q, licenseId: string) =>
+  q
     .selectFrom("license_features")
     .innerJoin("features", "features.id", "license_features.feature_id")
     .select([
@@ -81,8 +81,12 @@ export function listFeatureAssignments(q: Q, licenseId: string): Promise<(Featur
       "license_features.expires_at as expires_at",
     ])
     .where("license_features.license_id", "=", licenseId)
-    .orderBy("features.code")
-    .execute();
+    .orderBy("features.code"),
+);
+
+/** What the runtime entitlement shows of every assignment of a license, by feature code (one query). */
+export function listFeatureAssignments(q: Q, licenseId: string): Promise<(FeatureAssignment & { feature_id: string })[]> {
+  return featureAssignments.execute(q, licenseId);
 }
 
 function assertNotRevoked(locked: LockedLicense, what: string): void {

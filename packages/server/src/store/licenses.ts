@@ -2,9 +2,11 @@
 import { DAY_MS } from "../clock.js";
 import { effectiveStatus, type LicenseStatus } from "../domain/license-status.js";
 import type { ExpressionBuilder } from "kysely";
-import type { Q } from "./db.js";
+import type { Engine, Q } from "./db.js";
 import { iso, parseJsonObject } from "./json.js";
 import { toPage } from "./pagination.js";
+import { policyOf } from "./policies.js";
+import { prepare } from "./prepared.js";
 import type { Database, LicenseRow, PolicyRow } from "./schema.js";
 
 export interface LicenseView {
@@ -68,14 +70,27 @@ export async function insertLicense(q: Q, row: LicenseRow): Promise<void> {
   await q.insertInto("licenses").values(row).execute();
 }
 
+const licenseById = prepare(1, (q, id: string) => q.selectFrom("licenses").selectAll().where("id", "=", id));
+/** PostgreSQL: the row locked until the transaction ends; SQLite's BEGIN IMMEDIATE already holds the write lock. */
+const licenseByIdForUpdate = prepare(1, (q, id: string) => q.selectFrom("licenses").selectAll().where("id", "=", id).forUpdate());
+const licenseByKeyHash = prepare(1, (q, keyHash: string) => q.selectFrom("licenses").selectAll().where("key_hash", "=", keyHash));
+
 export function findLicense(q: Q, id: string): Promise<LicenseRow | undefined> {
-  return q.selectFrom("licenses").selectAll().where("id", "=", id).executeTakeFirst();
+  return licenseById.first(q, id);
+}
+
+/** The license row under its row lock (see forUpdate), for a read-check-write in this transaction. */
+export function lockLicense(q: Q, engine: Engine, id: string): Promise<LicenseRow | undefined> {
+  return (engine === "postgres" ? licenseByIdForUpdate : licenseById).first(q, id);
+}
+
+export function findLicenseByKeyHash(q: Q, keyHash: string): Promise<LicenseRow | undefined> {
+  return licenseByKeyHash.first(q, keyHash);
 }
 
 async function withPolicy(q: Q, license: LicenseRow | undefined): Promise<{ license: LicenseRow; policy: PolicyRow } | undefined> {
   if (!license) return undefined;
-  const policy = await q.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow();
-  return { license, policy };
+  return { license, policy: await policyOf(q, license) };
 }
 
 export async function findLicenseWithPolicy(q: Q, id: string) {

@@ -5,6 +5,7 @@ import { newId } from "../ids.js";
 import { type Engine, forUpdate, type Q } from "./db.js";
 import { iso, parseJsonObject } from "./json.js";
 import { toPage } from "./pagination.js";
+import { prepare } from "./prepared.js";
 import type { PolicyRow } from "./schema.js";
 
 export interface PolicyInput {
@@ -116,8 +117,17 @@ export async function insertPolicy(q: Q, productId: string, input: PolicyInput, 
   return row;
 }
 
+const policyById = prepare(1, (q, id: string) => q.selectFrom("policies").selectAll().where("id", "=", id));
+
 export function findPolicy(q: Q, id: string): Promise<PolicyRow | undefined> {
-  return q.selectFrom("policies").selectAll().where("id", "=", id).executeTakeFirst();
+  return policyById.first(q, id);
+}
+
+/** The policy a license row points at (the foreign key guarantees it exists). */
+export async function policyOf(q: Q, license: { id: string; policy_id: string }): Promise<PolicyRow> {
+  const policy = await policyById.first(q, license.policy_id);
+  if (!policy) throw new Error(`license ${license.id} has no policy ${license.policy_id}`);
+  return policy;
 }
 
 export async function listPolicies(q: Q, productId: string, limit: number, before: string | null) {

@@ -5,6 +5,7 @@ import { newId } from "../ids.js";
 import type { Q } from "./db.js";
 import { iso, parseJsonObject } from "./json.js";
 import { toPage } from "./pagination.js";
+import { prepare } from "./prepared.js";
 import type { ProductVersionRow } from "./schema.js";
 
 export interface ProductVersionView {
@@ -59,16 +60,20 @@ export async function listProductVersions(q: Q, productId: string, limit: number
   return toPage(await qb.execute(), limit);
 }
 
+const catalogue = (q: Q, productId: string) => q.selectFrom("product_versions").select(["version", "released_at"]).where("product_id", "=", productId).limit(1);
+const anyVersion = prepare(1, catalogue);
+/** The entry for the version if there is one, else any: the catalogue exists either way. */
+const versionFirst = prepare(2, (q, productId: string, appVersion: string) => catalogue(q, productId).orderBy(sql`case when version = ${appVersion} then 0 else 1 end`));
+
 /**
  * What version gating needs to know, in one indexed query: whether the product has a catalogue at
  * all, and the entry for `appVersion` (matched exactly as sent) if there is one.
  */
 export async function findVersionCatalogFacts(q: Q, productId: string, appVersion: string | undefined): Promise<VersionCatalogFacts> {
-  let qb = q.selectFrom("product_versions").select(["version", "released_at"]).where("product_id", "=", productId);
-  if (appVersion !== undefined) qb = qb.orderBy(sql`case when version = ${appVersion} then 0 else 1 end`);
-  const row = await qb.limit(1).executeTakeFirst();
+  const row = appVersion === undefined ? await anyVersion.first(q, productId) : await versionFirst.first(q, productId, appVersion);
   return { catalogue: row !== undefined, release: row !== undefined && row.version === appVersion ? row : null };
 }
+
 
 /** Loads the catalogue facts and judges `appVersion` for the license (D2 step 6). */
 export async function loadVersionJudgement(
