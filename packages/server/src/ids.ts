@@ -1,5 +1,6 @@
 // Identifiers and credentials (D9): time-sortable resource ids, license keys, management tokens.
-import { randomBytes, randomFillSync, randomInt } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
+import { pooledRandomBase64url, pooledRandomBytes } from "./crypto/random-pool.js";
 
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -42,7 +43,7 @@ export function newId(prefix: IdPrefix, nowMs: number = Date.now()): string {
     }
     nowMs = lastMs;
   } else {
-    const bytes = randomBytes(16);
+    const bytes = pooledRandomBytes(16);
     rand = Array.from({ length: 16 }, (_, i) => bytes[i]! & 31);
     // keep headroom in the top character so increments never overflow
     rand[0] = rand[0]! & 15;
@@ -114,18 +115,7 @@ export function newLeaseToken(): string {
   return `llt_${randomString(BASE62, 22)}`;
 }
 
-/** Request ids are cut from a pool of random bytes refilled 256 ids at a time: one system call per refill, not per request. */
-const REQUEST_ID_BYTES = 15;
-const requestIdPool = Buffer.alloc(REQUEST_ID_BYTES * 256);
-let requestIdOffset = requestIdPool.length;
-
-/** `req_` + 20 base64url characters (120 random bits; not secret, only unique). */
+/** `req_` + 20 base64url characters (120 random bits; not secret, only unique), cut from the random pool. */
 export function newRequestId(): string {
-  if (requestIdOffset === requestIdPool.length) {
-    randomFillSync(requestIdPool);
-    requestIdOffset = 0;
-  }
-  const id = requestIdPool.toString("base64url", requestIdOffset, requestIdOffset + REQUEST_ID_BYTES);
-  requestIdOffset += REQUEST_ID_BYTES;
-  return `req_${id}`;
+  return `req_${pooledRandomBase64url(15)}`;
 }

@@ -1,8 +1,9 @@
 // AES-256-GCM sealing for secrets at rest: base64(nonce(12) ‖ ciphertext ‖ tag(16)).
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { pooledRandomBytes } from "./random-pool.js";
 
 export function seal(key: Buffer, plaintext: Buffer, aad: string): string {
-  const nonce = randomBytes(12);
+  const nonce = pooledRandomBytes(12);
   const cipher = createCipheriv("aes-256-gcm", key, nonce);
   cipher.setAAD(Buffer.from(aad, "utf8"));
   const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);

@@ -4,7 +4,7 @@
 // re-prepares on every query.
 import type BetterSqlite3 from "better-sqlite3";
 import {
-  CompiledQuery,
+  type CompiledQuery,
   type DatabaseConnection,
   type Dialect,
   type Driver,
@@ -50,6 +50,11 @@ class CachedSqliteConnection implements DatabaseConnection {
     return stmt;
   }
 
+  /** BEGIN IMMEDIATE / COMMIT / ROLLBACK of the driver, prepared once (db.exec would parse them on every transaction). */
+  control(which: "begin immediate" | "commit" | "rollback"): void {
+    this.#prepare(which).run();
+  }
+
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
     const params = compiled.parameters as unknown[];
     if (/^\s*(begin|commit|rollback|savepoint|release)/i.test(compiled.sql)) {
@@ -79,15 +84,15 @@ class ImmediateSqliteDriver implements Driver {
     await this.#mutex.lock();
     return this.#connection;
   }
-  async beginTransaction(conn: DatabaseConnection): Promise<void> {
-    await conn.executeQuery(CompiledQuery.raw("begin immediate"));
+  async beginTransaction(): Promise<void> {
+    this.#connection.control("begin immediate");
   }
-  async commitTransaction(conn: DatabaseConnection): Promise<void> {
-    await conn.executeQuery(CompiledQuery.raw("commit"));
+  async commitTransaction(): Promise<void> {
+    this.#connection.control("commit");
   }
-  async rollbackTransaction(conn: DatabaseConnection): Promise<void> {
+  async rollbackTransaction(): Promise<void> {
     // After SQLITE_BUSY on BEGIN there is no transaction to roll back.
-    if (this.#connection.db.inTransaction) await conn.executeQuery(CompiledQuery.raw("rollback"));
+    if (this.#connection.db.inTransaction) this.#connection.control("rollback");
   }
   async releaseConnection(): Promise<void> {
     this.#mutex.unlock();
