@@ -11,6 +11,7 @@ import Sqlite from "better-sqlite3";
 import { sql } from "kysely";
 import { openStore, type Store } from "../src/store/db.js";
 import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer } from "../src/store/wal-checkpointer.js";
+import { issueLicense, startHarness } from "./helpers/harness.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lk-wal-"));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -114,5 +115,28 @@ describe("background WAL checkpoints [sqlite]", () => {
     await cp.stop();
     raw.close();
     await store.close();
+  });
+
+  it("/metrics shows the thread's checkpoints and the WAL size it found", async () => {
+    const h = await startHarness("sqlite");
+    try {
+      const cp = h.lk.store.checkpointer!;
+      const metric = async (line: RegExp) => {
+        const text = (await h.request({ method: "GET", url: "/metrics" })).text;
+        const m = line.exec(text);
+        return m ? Number(m[1]) : Number.NaN;
+      };
+      assert.equal(await metric(/^licensekit_sqlite_wal_checkpoints_total\{result="ok"\} (\d+)$/m), 0, "not started yet");
+      cp.start(20);
+      for (let i = 0; i < 5; i++) await issueLicense(h);
+      await until("a checkpoint that found pages", () => cp.stats.runs - cp.stats.busy - cp.stats.failures > 0 && cp.stats.lastLog > 0);
+      const ok = await metric(/^licensekit_sqlite_wal_checkpoints_total\{result="ok"\} (\d+)$/m);
+      assert.ok(ok >= 1 && ok <= cp.stats.runs, `ok checkpoints: ${ok}`);
+      assert.equal(await metric(/^licensekit_sqlite_wal_checkpoints_total\{result="failed"\} (\d+)$/m), 0);
+      assert.ok((await metric(/^licensekit_sqlite_wal_pages (\d+)$/m)) >= 0);
+      await cp.stop();
+    } finally {
+      await h.close();
+    }
   });
 });

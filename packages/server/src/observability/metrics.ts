@@ -1,5 +1,5 @@
 // Prometheus metrics, one registry per app (tests build several apps in one process).
-import { Counter, collectDefaultMetrics, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Clock } from "../clock.js";
 import type { Store } from "../store/db.js";
 import { type DatabaseGauges, registerDatabaseGauges } from "./db-gauges.js";
@@ -48,6 +48,7 @@ export function createMetrics(sources?: MetricSources): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "licensekit_" });
   const signatures = batchedCounter(registry, "licensekit_signatures_total", "Ed25519 signatures made, by kind (data or error)", ["kind"]);
+  if (sources) registerCheckpointMetrics(registry, sources.store);
   return {
     registry,
     requests: batchedCounter(registry, "licensekit_http_requests_total", 'HTTP requests by route template, status and error code ("none" on success)', [
@@ -109,4 +110,32 @@ export function createMetrics(sources?: MetricSources): Metrics {
     database: sources ? registerDatabaseGauges(registry, sources.store, sources.clock) : null,
     answers: new Map(),
   };
+}
+
+/**
+ * The background WAL checkpoints of a SQLite file (store/wal-checkpointer.ts), read from its
+ * statistics at scrape time; zero on PostgreSQL and when the thread is off.
+ */
+function registerCheckpointMetrics(registry: Registry, store: Store): void {
+  new Counter({
+    name: "licensekit_sqlite_wal_checkpoints_total",
+    help: "Background WAL checkpoints of the SQLite file by result (ok, busy: another connection was checkpointing, failed)",
+    labelNames: ["result"],
+    registers: [registry],
+    collect() {
+      const s = store.checkpointer?.stats;
+      this.reset();
+      this.inc({ result: "ok" }, s ? s.runs - s.busy - s.failures : 0);
+      this.inc({ result: "busy" }, s?.busy ?? 0);
+      this.inc({ result: "failed" }, s?.failures ?? 0);
+    },
+  });
+  new Gauge({
+    name: "licensekit_sqlite_wal_pages",
+    help: "Pages in the SQLite write-ahead log at the last background checkpoint (what the thread found to copy)",
+    registers: [registry],
+    collect() {
+      this.set(store.checkpointer?.stats.lastLog ?? 0);
+    },
+  });
 }

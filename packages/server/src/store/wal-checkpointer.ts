@@ -57,8 +57,9 @@ parentPort.on("message", (m) => {
 const SQLITE_MODULE = createRequire(import.meta.url).resolve("better-sqlite3");
 
 export interface CheckpointStats {
-  /** Checkpoints that ran (busy ones included), and failures. */
+  /** Checkpoint attempts: all of them, those that found another connection checkpointing (busy), and failures. */
   runs: number;
+  busy: number;
   failures: number;
   /** The WAL's size in pages and how many of them were in the database file after the last run. */
   lastLog: number;
@@ -67,7 +68,7 @@ export interface CheckpointStats {
 }
 
 export class WalCheckpointer {
-  readonly stats: CheckpointStats = { runs: 0, failures: 0, lastLog: 0, lastCheckpointed: 0, lastError: null };
+  readonly stats: CheckpointStats = { runs: 0, busy: 0, failures: 0, lastLog: 0, lastCheckpointed: 0, lastError: null };
   #worker: Worker | null = null;
   #exited: Promise<void> = Promise.resolve();
 
@@ -91,6 +92,7 @@ export class WalCheckpointer {
         onError(new Error(`background WAL checkpoint failed: ${this.stats.lastError}`));
         return;
       }
+      if (r.busy) this.stats.busy += 1;
       this.stats.lastLog = r.log;
       this.stats.lastCheckpointed = r.checkpointed;
     });
