@@ -48,8 +48,7 @@ describe("hot-path metrics", () => {
   it("BatchedCounter cells reach the counter at scrape time, once", async () => {
     const ours = new Registry();
     const theirs = new Registry();
-    const cells = new BatchedCounter<"operation" | "code">();
-    cells.attach(new Counter({ name: "lk_answers_total", help: "answers", labelNames: ["operation", "code"], registers: [ours], collect: () => cells.flush() }));
+    const cells = new BatchedCounter(ours, "lk_answers_total", "answers", ["operation", "code"]);
     const reference = new Counter({ name: "lk_answers_total", help: "answers", labelNames: ["operation", "code"], registers: [theirs] });
     const ok = cells.cell({ operation: "validateLicense", code: "none" });
     assert.equal(cells.cell({ code: "none", operation: "validateLicense" }), ok, "one cell per label set, whatever the key order");

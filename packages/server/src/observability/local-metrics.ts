@@ -3,10 +3,10 @@
 // each inc/observe; here a request adds 1 to a number it already holds (a cell or a histogram
 // child, made once per label set) and the scrape does the labelled work.
 //
-// - BatchedCounter: cells whose counts a prom-client Counter takes in its collect() at scrape time.
+// - BatchedCounter: cells whose counts its prom-client Counter takes in collect() at scrape time.
 // - LocalHistogram: a histogram of its own, registered with the registry and read by the scrape
 //   (same exposition as prom-client's: _bucket with cumulative `le` counts, _sum, _count).
-import type { Counter, LabelValues, Metric, Registry } from "prom-client";
+import { Counter, type LabelValues, type Metric, type Registry } from "prom-client";
 
 /** One printed line's worth, as prom-client's registry reads it from a metric's get(). */
 interface ExportValue {
@@ -29,13 +29,13 @@ export interface CountCell {
   n: number;
 }
 
+/** Cells of a prom-client counter it registers: the counter takes what they counted when scraped. */
 export class BatchedCounter<L extends string> {
   readonly #cells = new Map<string, CountCell & { labels: LabelValues<L> }>();
-  #counter: Counter<L> | null = null;
+  readonly #counter: Counter<L>;
 
-  /** The prom-client counter these cells add to; call its collect() → flush(). */
-  attach(counter: Counter<L>): void {
-    this.#counter = counter;
+  constructor(registry: Registry, name: string, help: string, labelNames: L[]) {
+    this.#counter = new Counter({ name, help, labelNames, registers: [registry], collect: () => this.flush() });
   }
 
   /** The cell of this label set (the same object every time; keep it). */
@@ -51,11 +51,9 @@ export class BatchedCounter<L extends string> {
 
   /** Moves what the cells counted into the counter (at scrape time). */
   flush(): void {
-    const counter = this.#counter;
-    if (!counter) return;
     for (const c of this.#cells.values()) {
       if (c.n === 0) continue;
-      counter.inc(c.labels, c.n);
+      this.#counter.inc(c.labels, c.n);
       c.n = 0;
     }
   }

@@ -37,21 +37,14 @@ export interface MetricSources {
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-/** A prom-client counter fed by a BatchedCounter's cells when scraped. */
-function batchedCounter<L extends string>(registry: Registry, name: string, help: string, labelNames: L[]): BatchedCounter<L> {
-  const cells = new BatchedCounter<L>();
-  cells.attach(new Counter({ name, help, labelNames, registers: [registry], collect: () => cells.flush() }));
-  return cells;
-}
-
 export function createMetrics(sources?: MetricSources): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "licensekit_" });
-  const signatures = batchedCounter(registry, "licensekit_signatures_total", "Ed25519 signatures made, by kind (data or error)", ["kind"]);
+  const signatures = new BatchedCounter(registry, "licensekit_signatures_total", "Ed25519 signatures made, by kind (data or error)", ["kind"]);
   if (sources) registerCheckpointMetrics(registry, sources.store);
   return {
     registry,
-    requests: batchedCounter(registry, "licensekit_http_requests_total", 'HTTP requests by route template, status and error code ("none" on success)', [
+    requests: new BatchedCounter(registry, "licensekit_http_requests_total", 'HTTP requests by route template, status and error code ("none" on success)', [
       "method",
       "route",
       "status",
@@ -71,13 +64,13 @@ export function createMetrics(sources?: MetricSources): Metrics {
       labelNames: ["result"],
       registers: [registry],
     }),
-    runtimeRequests: batchedCounter(
+    runtimeRequests: new BatchedCounter(
       registry,
       "licensekit_runtime_requests_total",
       'Runtime API answers by operationId and error code ("none" on success, "replay" for an idempotent replay)',
       ["operation", "code"],
     ),
-    managementRequests: batchedCounter(
+    managementRequests: new BatchedCounter(
       registry,
       "licensekit_management_requests_total",
       'Management API answers by operationId and error code ("none" on success, "replay" for an idempotent replay)',

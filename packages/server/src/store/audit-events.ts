@@ -30,7 +30,7 @@ const insertEvent = prepareRow<Required<EventRow>, { sequence: number | string }
 const activeEndpoints = prepare(0, (q) => q.selectFrom("webhook_endpoints").select(["id", "event_types"]).where("is_active", "=", 1));
 
 export async function recordEvent(q: Q, e: EventInput): Promise<void> {
-  const inserted = await insertEvent.first(q, {
+  const inserted = await insertEvent.one(q, {
     event_type: e.event_type,
     actor_type: e.actor_type,
     actor_id: e.actor_id,
@@ -41,7 +41,6 @@ export async function recordEvent(q: Q, e: EventInput): Promise<void> {
     request_id: e.request_id ?? null,
     created_at: e.created_at,
   });
-  if (!inserted) throw new Error("audit event insert returned no sequence");
   await enqueueWebhookDeliveries(q, Number(inserted.sequence), e.event_type, e.created_at);
 }
 

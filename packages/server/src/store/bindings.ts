@@ -7,7 +7,7 @@ import type { VersionJudgement } from "../domain/version-eligibility.js";
 import { recordEvent } from "./audit-events.js";
 import type { Engine, Tx } from "./db.js";
 import { bindingUnchanged, countActiveContainers, findDeviceByBinding, insertActiveDevice, reactivateDevice, refreshDevice } from "./devices.js";
-import { lockLicense } from "./licenses.js";
+import { lockLicenseRow } from "./licenses.js";
 import { policyOf } from "./policies.js";
 import { prepare } from "./prepared.js";
 import { loadVersionJudgement } from "./product-versions.js";
@@ -58,7 +58,7 @@ const countActivation = prepare(2, (q, licenseId: string, now: number) =>
 );
 
 export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promise<BindResult> {
-  const license = r.locked ?? (await lockLicense(trx, engine, r.licenseId));
+  const license = r.locked ?? (await lockLicenseRow(trx, engine, r.licenseId));
   if (!license) throw new Error(`license ${r.licenseId} not found`);
   const policy = await policyOf(trx, license);
   const device = await findDeviceByBinding(trx, license.id, r.binding.key);
@@ -101,8 +101,7 @@ export async function bindDevice(trx: Tx, engine: Engine, r: BindRequest): Promi
   }
 
   const bound = device ? await reactivateDevice(trx, device, r.binding, r.ip, r.now, validated) : await insertActiveDevice(trx, license.id, r.binding, r.ip, r.now, validated);
-  const updated = await countActivation.first(trx, license.id, r.now);
-  if (!updated) throw new Error(`license ${license.id} not found`);
+  const updated = await countActivation.one(trx, license.id, r.now);
   await recordEvent(trx, {
     ...actor,
     event_type: "license.activated",

@@ -58,7 +58,5 @@ export function addFeatureUsage(
 
 /** The license's own running total (the sum of what its features counted). */
 export async function addLicenseUsage(trx: Tx, licenseId: string, amount: number, now: number): Promise<number> {
-  const row = await licenseUsage.first(trx, licenseId, amount, now);
-  if (!row) throw new Error(`license ${licenseId} not found`);
-  return row.total_consumptions;
+  return (await licenseUsage.one(trx, licenseId, amount, now)).total_consumptions;
 }

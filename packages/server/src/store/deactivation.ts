@@ -7,10 +7,11 @@ import { type Decision, decide } from "../domain/runtime-engine.js";
 import type { VersionJudgement } from "../domain/version-eligibility.js";
 import { recordEvent } from "./audit-events.js";
 import { bindingSummary } from "./bindings.js";
-import { type Engine, forUpdate, type Q, type Tx } from "./db.js";
+import type { Engine, Q, Tx } from "./db.js";
 import { findDeviceByBinding } from "./devices.js";
 import { releaseLeasesOf } from "./leases.js";
 import { loadVersionJudgement } from "./product-versions.js";
+import { lockLicense } from "./licenses.js";
 import type { DeviceRow, LicenseRow, PolicyRow } from "./schema.js";
 
 type Denial = Extract<Decision, { allow: false }>;
@@ -47,8 +48,9 @@ function actorOf(license: LicenseRow, r: LockedRequest) {
  * `license.validation_denied` in the same transaction (D7).
  */
 export async function decideLocked(trx: Tx, engine: Engine, op: "deactivate" | "offline", r: LockedRequest): Promise<LockedDecision> {
-  const license = await forUpdate(engine, trx.selectFrom("licenses").selectAll().where("id", "=", r.licenseId)).executeTakeFirstOrThrow();
-  const policy = await trx.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow();
+  const locked = await lockLicense(trx, engine, r.licenseId);
+  if (!locked) throw new Error(`license ${r.licenseId} not found`);
+  const { license, policy } = locked;
   const device = await findDeviceByBinding(trx, license.id, r.binding.key);
   const version = await loadVersionJudgement(trx, license, policy, r.binding.request.app_version);
   // Neither operation binds anew, so container caps never matter here.

@@ -6,25 +6,13 @@ import { iso } from "./json.js";
 import type { EventInput } from "./audit-events.js";
 import { recordEvent } from "./audit-events.js";
 import { findCustomer } from "./customers.js";
-import { type Engine, forUpdate, type Q, type Tx } from "./db.js";
+import type { Engine, Q, Tx } from "./db.js";
 import { findLicenseDevice, releaseActiveDevices, setDeviceStatus } from "./devices.js";
-import type { DeviceRow, LicenseRow, PolicyRow } from "./schema.js";
+import { type LockedLicense, lockLicense } from "./licenses.js";
+import type { DeviceRow, LicenseRow, } from "./schema.js";
 
 /** Who did it and when: the event fields an action does not decide itself. */
 export type EventBase = Omit<EventInput, "event_type" | "resource_type" | "resource_id">;
-
-export interface LockedLicense {
-  license: LicenseRow;
-  policy: PolicyRow;
-}
-
-/** The license with its policy, under the row lock (FOR UPDATE on PostgreSQL). */
-export async function lockLicense(trx: Tx, engine: Engine, licenseId: string): Promise<LockedLicense | undefined> {
-  const license = await forUpdate(engine, trx.selectFrom("licenses").selectAll().where("id", "=", licenseId)).executeTakeFirst();
-  if (!license) return undefined;
-  const policy = await trx.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow();
-  return { license, policy };
-}
 
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
 

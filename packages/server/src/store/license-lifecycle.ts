@@ -2,8 +2,9 @@
 import { LIFECYCLE_EVENT, type LifecycleAction, transition } from "../domain/license-lifecycle.js";
 import type { EventInput } from "./audit-events.js";
 import { recordEvent } from "./audit-events.js";
-import { type Engine, forUpdate, type Tx } from "./db.js";
+import type { Engine, Tx } from "./db.js";
 import { releaseActiveDevices } from "./devices.js";
+import { lockLicense } from "./licenses.js";
 import type { LicenseRow, PolicyRow } from "./schema.js";
 
 export async function applyLifecycle(
@@ -13,9 +14,9 @@ export async function applyLifecycle(
   action: LifecycleAction,
   event: Omit<EventInput, "event_type" | "resource_type" | "resource_id">,
 ): Promise<{ license: LicenseRow; policy: PolicyRow } | undefined> {
-  const license = await forUpdate(engine, trx.selectFrom("licenses").selectAll().where("id", "=", licenseId)).executeTakeFirst();
-  if (!license) return undefined;
-  const policy = await trx.selectFrom("policies").selectAll().where("id", "=", license.policy_id).executeTakeFirstOrThrow();
+  const locked = await lockLicense(trx, engine, licenseId);
+  if (!locked) return undefined;
+  const { license, policy } = locked;
   const { next, changed } = transition(license.state, action);
   if (!changed) return { license, policy };
   const now = event.created_at;

@@ -80,15 +80,25 @@ export function findLicense(q: Q, id: string): Promise<LicenseRow | undefined> {
 }
 
 /** The license row under its row lock (see forUpdate), for a read-check-write in this transaction. */
-export function lockLicense(q: Q, engine: Engine, id: string): Promise<LicenseRow | undefined> {
+export function lockLicenseRow(q: Q, engine: Engine, id: string): Promise<LicenseRow | undefined> {
   return (engine === "postgres" ? licenseByIdForUpdate : licenseById).first(q, id);
+}
+
+/** A license with its policy, under the license's row lock. */
+export interface LockedLicense {
+  license: LicenseRow;
+  policy: PolicyRow;
+}
+
+export async function lockLicense(q: Q, engine: Engine, id: string): Promise<LockedLicense | undefined> {
+  return withPolicy(q, await lockLicenseRow(q, engine, id));
 }
 
 export function findLicenseByKeyHash(q: Q, keyHash: string): Promise<LicenseRow | undefined> {
   return licenseByKeyHash.first(q, keyHash);
 }
 
-async function withPolicy(q: Q, license: LicenseRow | undefined): Promise<{ license: LicenseRow; policy: PolicyRow } | undefined> {
+async function withPolicy(q: Q, license: LicenseRow | undefined): Promise<LockedLicense | undefined> {
   if (!license) return undefined;
   return { license, policy: await policyOf(q, license) };
 }

@@ -124,10 +124,8 @@ export function findPolicy(q: Q, id: string): Promise<PolicyRow | undefined> {
 }
 
 /** The policy a license row points at (the foreign key guarantees it exists). */
-export async function policyOf(q: Q, license: { id: string; policy_id: string }): Promise<PolicyRow> {
-  const policy = await policyById.first(q, license.policy_id);
-  if (!policy) throw new Error(`license ${license.id} has no policy ${license.policy_id}`);
-  return policy;
+export function policyOf(q: Q, license: { policy_id: string }): Promise<PolicyRow> {
+  return policyById.one(q, license.policy_id);
 }
 
 export async function listPolicies(q: Q, productId: string, limit: number, before: string | null) {

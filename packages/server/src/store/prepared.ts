@@ -4,7 +4,7 @@
 // A prepared query is written with the ordinary builder, compiled on first use per dialect, and
 // afterwards only its parameter values change (the SQLite driver also reuses the statement
 // prepared for that SQL text).
-import type { Compilable, CompiledQuery } from "kysely";
+import { type Compilable, type CompiledQuery, NoResultError, type QueryNode } from "kysely";
 import type { Q } from "./db.js";
 
 /** Stands for the i-th argument while compiling; never sent to a database. */
@@ -56,6 +56,13 @@ export class PreparedQuery<Row, Args extends unknown[]> {
   async first(q: Q, ...args: Args): Promise<Row | undefined> {
     return (await this.execute(q, ...args))[0];
   }
+
+  /** The first row, which must exist (Kysely's NoResultError otherwise, as executeTakeFirstOrThrow). */
+  async one(q: Q, ...args: Args): Promise<Row> {
+    const row = await this.first(q, ...args);
+    if (row === undefined) throw new NoResultError(this.#compile(q).query.query as QueryNode);
+    return row;
+  }
 }
 
 /** A query from `build`, compiled once per dialect; `arity` is how many arguments it takes. */
@@ -73,13 +80,13 @@ type EveryColumn<R, C extends readonly string[]> = [Exclude<keyof R, C[number]>]
 export function prepareRow<R extends Record<string, unknown>, Row = never, const C extends readonly (keyof R & string)[] = readonly (keyof R & string)[]>(
   columns: C & EveryColumn<R, C>,
   build: (q: Q, row: R) => Compilable<Row>,
-): { execute(q: Q, row: R): Promise<Row[]>; first(q: Q, row: R): Promise<Row | undefined> } {
+): { execute(q: Q, row: R): Promise<Row[]>; one(q: Q, row: R): Promise<Row> } {
   const prepared = new PreparedQuery<Row, unknown[]>(columns.length, (q, ...values) =>
     build(q, Object.fromEntries(columns.map((c, i) => [c, values[i]])) as R),
   );
   const values = (row: R) => columns.map((c) => row[c]);
   return {
     execute: (q, row) => prepared.execute(q, ...values(row)),
-    first: (q, row) => prepared.first(q, ...values(row)),
+    one: (q, row) => prepared.one(q, ...values(row)),
   };
 }

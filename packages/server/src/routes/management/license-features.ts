@@ -6,7 +6,7 @@ import { responseMeta } from "../../http/envelope.js";
 import { ApiError } from "../../http/errors.js";
 import { commitAndRespond, managementOutcome, noContentOutcome } from "../../http/respond.js";
 import { DateTime, dataEnvelope, errorResponses, IdParams, IdempotencyHeader, ListQuery, listEnvelope, Metadata } from "../../http/schemas.js";
-import { lockLicense } from "../../store/license-actions.js";
+import { lockLicense } from "../../store/licenses.js";
 import { assignFeature, checkUsageReset, listLicenseFeatures, removeFeature, resetUsage } from "../../store/license-features.js";
 import { findLicense } from "../../store/licenses.js";
 import { clampLimit, decodeCursor } from "../../store/pagination.js";

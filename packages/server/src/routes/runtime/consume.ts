@@ -22,7 +22,7 @@ import { errorResponses, IdempotencyHeader, signedEnvelope } from "../../http/sc
 import { recordEvent } from "../../store/audit-events.js";
 import { bindDevice } from "../../store/bindings.js";
 import { addFeatureUsage, addLicenseUsage, findConsumption, insertConsumption } from "../../store/consumption.js";
-import { lockLicense } from "../../store/licenses.js";
+import { lockLicenseRow } from "../../store/licenses.js";
 import { listFeatureAssignments } from "../../store/license-features.js";
 import { boundSource, entitlementWith } from "./decide.js";
 import { deniedOutcome, signedOutcome } from "./respond.js";
@@ -75,7 +75,7 @@ export const consumeRoute: FastifyPluginAsyncTypebox = async (app) => {
       return commitAndRespond(req, reply, async (trx) => {
         const now = lk.clock.now();
         // The lock first, so that concurrent repeats of one event_id see the first one's row.
-        const locked = await lockLicense(trx, lk.store.engine, licenseId);
+        const locked = await lockLicenseRow(trx, lk.store.engine, licenseId);
         if (!locked) throw new Error(`license ${licenseId} not found`);
         const first = await findConsumption(trx, licenseId, eventId);
         if (first) return { status: first.response_status, body: first.response_body };
