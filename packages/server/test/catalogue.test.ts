@@ -299,6 +299,17 @@ for (const engine of ENGINES) {
 
     // ---------- policies ----------
 
+    describe("createPolicy", () => {
+      it("409 CONFLICT for a code another policy of the product uses; another product may reuse it", async () => {
+        const p = await createProduct();
+        const a = await createPolicy(p.id);
+        const dup = await h.request({ url: `/api/v1/products/${p.id}/policies`, body: { name: "Again", code: a.code, license_type: "perpetual" } });
+        assertError(dup, 409, "CONFLICT", new RegExp(`field code: "${a.code}" is already used by policy ${a.id}`));
+        await assertNoEvent(dup);
+        await createPolicy((await createProduct()).id, { code: a.code });
+      });
+    });
+
     describe("updatePolicy", () => {
       it("changes v1 and D11 fields, records policy.updated with the changed names, and bumps nothing on licenses", async () => {
         const p = await createProduct();
