@@ -155,6 +155,8 @@ interface Row {
   p99Ratio?: number;
   /** CPU time of the serving process tree (server and its workers, or the baseline) per request, µs; Linux only. */
   cpuUsPerReq?: number;
+  /** One serving process only: the share of the run's license lookups the runtime cache answered, and its fill and the process's RSS at the end. */
+  cache?: { hitShare: number; licenses: number; estimatedMb: number; rssMb: number | null };
 }
 
 interface Scenario {
@@ -413,12 +415,26 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
         await load(SERVER_PORT, sc, LICENSES);
       }
       log(`[${engine}] load: ${sc.name}`);
+      const single = (WORKERS ?? 1) === 1;
+      const cacheBefore = single ? await cacheStats() : null;
       const r = await load(SERVER_PORT, sc, undefined, server.pid);
+      const cacheAfter = single ? await cacheStats() : null;
+      const lookups = cacheBefore && cacheAfter ? cacheAfter.hit + cacheAfter.miss - cacheBefore.hit - cacheBefore.miss : 0;
       rows.push({
         engine,
         workers: WORKERS ?? 1,
         licenses: LICENSES,
         ...r,
+        ...(cacheBefore && cacheAfter && lookups > 0
+          ? {
+              cache: {
+                hitShare: round((cacheAfter.hit - cacheBefore.hit) / lookups),
+                licenses: cacheAfter.licenses,
+                estimatedMb: Math.round(cacheAfter.bytes / 2 ** 20),
+                rssMb: rssMb(server.pid),
+              },
+            }
+          : {}),
         ratio: round(r.rps / baseline.rps),
         p99Ratio: round(r.p99 / Math.max(1, baseline.p99)),
       });
@@ -428,6 +444,34 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
     for (const c of children) await stop(c);
     if (engine === "postgres") await pgAdmin((c, db) => c.query(`drop database if exists ${db} with (force)`)).catch((e) => log(`drop failed: ${e}`));
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The runtime cache's counters from the server's /metrics (one serving process). */
+async function cacheStats(): Promise<{ hit: number; miss: number; licenses: number; bytes: number } | null> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${SERVER_PORT}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+    const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN);
+    const stats = {
+      hit: value(/^licensekit_runtime_cache_lookups_total\{result="hit"\} (\d+)$/m),
+      miss: value(/^licensekit_runtime_cache_lookups_total\{result="miss"\} (\d+)$/m),
+      licenses: value(/^licensekit_runtime_cache_licenses (\d+)$/m),
+      bytes: value(/^licensekit_runtime_cache_bytes (\d+)$/m),
+    };
+    return Object.values(stats).every(Number.isFinite) ? stats : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Resident memory of a process in MiB, from /proc (Linux); null elsewhere. */
+function rssMb(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return kb === undefined ? null : Math.round(Number(kb) / 1024);
+  } catch {
+    return null;
   }
 }
 
@@ -448,7 +492,7 @@ async function waitBaseline(child: ChildProcess): Promise<void> {
 const round = (x: number) => Math.round(x * 100) / 100;
 
 function table(rows: Row[]): string {
-  const head = ["engine", "workers", "licenses", "endpoint", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx", "ratio", "p99 ratio", "CPU µs/req"];
+  const head = ["engine", "workers", "licenses", "endpoint", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx", "ratio", "p99 ratio", "CPU µs/req", "cache hits", "RSS MB"];
   const body = rows.map((r) => [
     r.engine,
     String(r.workers),
@@ -462,6 +506,8 @@ function table(rows: Row[]): string {
     r.ratio === undefined ? "1.00" : r.ratio.toFixed(2),
     r.p99Ratio === undefined ? "1.00" : r.p99Ratio.toFixed(2),
     r.cpuUsPerReq === undefined ? "–" : String(r.cpuUsPerReq),
+    r.cache === undefined ? "–" : `${Math.round(r.cache.hitShare * 100)} %`,
+    r.cache?.rssMb == null ? "–" : r.cache.rssMb.toLocaleString("en"),
   ]);
   const lines = [head, ...body];
   const md = lines.map((l) => `| ${l.join(" | ")} |`);

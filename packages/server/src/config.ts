@@ -1,6 +1,7 @@
 // Every setting the server reads, from the environment, validated once at start.
 // A bad value throws ConfigError naming the variable; main.ts prints it on one line and exits non-zero.
 import path from "node:path";
+import v8 from "node:v8";
 import { parseCidr } from "./http/cidr.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -38,7 +39,7 @@ export interface Config {
   /** Worker processes of `serve` (node:cluster); 1 serves from the started process itself. */
   workers: number;
   /** The validate/check state cache (cache/runtime-cache.ts) and its change feed (jobs/runtime-invalidation.ts). */
-  runtimeCache: { size: number; pollMs: number };
+  runtimeCache: { size: number; budgetBytes: number; pollMs: number };
   /** SIGTERM/SIGINT: in-flight requests and webhook attempts get this long (less the flush margin) to finish. */
   shutdownTimeoutMs: number;
 }
@@ -103,7 +104,8 @@ export const SETTINGS = [
   ["LICENSEKIT_RATE_LIMIT_MANAGEMENT_PER_SECOND", "50", "management calls per second per token (burst of the same size); 0 turns the limit off"],
   ["LICENSEKIT_RATE_LIMIT_STORE", "memory on SQLite with one worker, else database", "memory (this process only) or database (the rate_limit_buckets table, shared by every process on the database)"],
   ["LICENSEKIT_SHUTDOWN_TIMEOUT_MS", "10000", "on SIGTERM/SIGINT: stop accepting, let in-flight requests and webhook attempts finish, flush batched counters, close the database and exit 0 within this (1000..600000); past it the process exits 1"],
-  ["LICENSEKIT_RUNTIME_CACHE_SIZE", "100000", "licenses whose runtime state (license, policy, features, devices) each process keeps in memory for validate/check (0..10000000); 0 turns the cache off. Changes reach every process within 1 s"],
+  ["LICENSEKIT_RUNTIME_CACHE_SIZE", "10000000", "licenses whose runtime state (license, policy, features, devices) each process keeps in memory for validate/check at most (0..10000000); 0 turns the cache off. Changes reach every process within 1 s"],
+  ["LICENSEKIT_RUNTIME_CACHE_MB", "auto", "heap the runtime cache may take, estimated (1..1048576 MiB); auto: half the V8 heap limit (`node --max-old-space-size`), about a million licenses with a device and a feature each on a 4 GiB heap. Least recently used licenses are dropped first"],
   ["LICENSEKIT_RUNTIME_CHANGES_POLL_MS", "200", "how often a process reads the runtime change feed (10..500): how changes arrive on SQLite, the safety net beside LISTEN/NOTIFY on PostgreSQL"],
   ["LICENSEKIT_SQLITE_CHECKPOINT_MS", "200", "SQLite file only: a background thread copies the write-ahead log into the database file this often (0..60000), instead of the commit that fills it doing so on the serving thread; 0 turns the thread off"],
   ["LICENSEKIT_WORKERS", "1", "worker processes `serve` starts (1..64, node:cluster, sharing one port); `serve --workers N` overrides it. 1 serves from the started process itself"],
@@ -118,6 +120,13 @@ function intSetting(env: Env, name: string, def: number, min: number, max: numbe
   const n = Number(raw.trim());
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+/** LICENSEKIT_RUNTIME_CACHE_MB in bytes; auto (the default) is half this process's V8 heap limit. */
+function cacheBudgetBytes(env: Env): number {
+  const raw = (env.LICENSEKIT_RUNTIME_CACHE_MB ?? "").trim().toLowerCase();
+  if (raw === "" || raw === "auto") return Math.floor(v8.getHeapStatistics().heap_size_limit / 2);
+  return intSetting(env, "LICENSEKIT_RUNTIME_CACHE_MB", 0, 1, 1_048_576) * 2 ** 20;
 }
 
 function boolSetting(env: Env, name: string, def: boolean): boolean {
@@ -227,7 +236,8 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimits: parseRateLimits(env, database, workers),
     workers,
     runtimeCache: {
-      size: intSetting(env, "LICENSEKIT_RUNTIME_CACHE_SIZE", 100_000, 0, 10_000_000),
+      size: intSetting(env, "LICENSEKIT_RUNTIME_CACHE_SIZE", 10_000_000, 0, 10_000_000),
+      budgetBytes: cacheBudgetBytes(env),
       pollMs: intSetting(env, "LICENSEKIT_RUNTIME_CHANGES_POLL_MS", 200, 10, 500),
     },
     shutdownTimeoutMs: intSetting(env, "LICENSEKIT_SHUTDOWN_TIMEOUT_MS", 10000, 1000, 600000),

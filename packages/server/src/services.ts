@@ -89,7 +89,8 @@ export async function createServices(
     const keyring = new Keyring(store, master, clock);
     await keyring.ensureActiveKey();
     const bootstrap = await bootstrapAdminKey(store, hasher, clock, config.bootstrapToken);
-    const metrics = createMetrics({ store, clock });
+    const runtimeCache = new RuntimeCache(config.runtimeCache.size, config.runtimeCache.budgetBytes);
+    const metrics = createMetrics({ store, clock, runtimeCache });
     keyring.observeSigning((seconds) => metrics.signingDuration.observe(seconds));
     const requestStats = new RequestStats(store, clock);
     const sideEffects = new SideEffects(store, (result) => metrics.sideEffectFlushes.inc({ result }));
@@ -103,7 +104,6 @@ export async function createServices(
       secretKey: webhookSecretKey,
       metrics,
     });
-    const runtimeCache = new RuntimeCache(config.runtimeCache.size);
     const runtimeInvalidation = new RuntimeInvalidation(runtimeCache, store, config.database, { pollMs: config.runtimeCache.pollMs });
     return {
       services: {

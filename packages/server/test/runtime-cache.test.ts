@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from "kysely";
 import pg from "pg";
+import v8 from "node:v8";
 import { RuntimeCache } from "../src/cache/runtime-cache.js";
+import { normalizeBinding } from "../src/domain/binding.js";
 import { loadConfig } from "../src/config.js";
 import { STALE_AFTER_MS } from "../src/jobs/runtime-invalidation.js";
 import { ENGINES } from "./helpers/engines.js";
@@ -244,14 +246,104 @@ for (const engine of ENGINES) {
       assert.equal((await queriesOf(() => small.license(h.lk.store.db, keys[2]!.key_hash))).n, 0, "the newest entry is kept");
       assert.ok((await queriesOf(() => small.license(h.lk.store.db, keys[0]!.key_hash))).n >= 1, "the oldest entry was evicted");
 
-      assert.equal(loadConfig({}).runtimeCache.size, 100_000);
+      assert.equal(loadConfig({}).runtimeCache.size, 10_000_000);
       assert.equal(loadConfig({ LICENSEKIT_RUNTIME_CACHE_SIZE: "0" }).runtimeCache.size, 0);
+      // the heap budget: half the V8 heap limit unless given in MiB
+      assert.equal(loadConfig({}).runtimeCache.budgetBytes, Math.floor(v8.getHeapStatistics().heap_size_limit / 2));
+      assert.equal(loadConfig({ LICENSEKIT_RUNTIME_CACHE_MB: "auto" }).runtimeCache.budgetBytes, Math.floor(v8.getHeapStatistics().heap_size_limit / 2));
+      assert.equal(loadConfig({ LICENSEKIT_RUNTIME_CACHE_MB: "64" }).runtimeCache.budgetBytes, 64 * 2 ** 20);
+      for (const bad of ["0", "-1", "1.5", "lots", "2000000"]) {
+        assert.throws(() => loadConfig({ LICENSEKIT_RUNTIME_CACHE_MB: bad }), /LICENSEKIT_RUNTIME_CACHE_MB/, bad);
+      }
       assert.throws(() => loadConfig({ LICENSEKIT_RUNTIME_CHANGES_POLL_MS: "5000" }), /LICENSEKIT_RUNTIME_CHANGES_POLL_MS/);
       const off = new RuntimeCache(0);
       off.setTrust(() => true);
       assert.equal(off.usable(), false);
       await off.license(h.lk.store.db, keys[0]!.key_hash);
       assert.equal(off.size, 0);
+    });
+
+    it("the cache is bounded by its heap budget: entries are reckoned by size, devices kept as id and status, least recently used dropped first (a hit is a second chance)", async () => {
+      const licenses = [];
+      for (let i = 0; i < 6; i++) {
+        const lic = await issueLicense(h, { max_activations: 70 });
+        ok(await validate(lic.key, { fingerprint: `budget-${i}` }));
+        licenses.push(lic);
+      }
+      const rows = await h.lk.store.db
+        .selectFrom("licenses")
+        .select(["id", "key_hash"])
+        .where(
+          "id",
+          "in",
+          licenses.map((l) => l.licenseId),
+        )
+        .execute();
+      const keyHash = new Map(rows.map((r) => [r.id, r.key_hash]));
+      const db = h.lk.store.db;
+      const bindingKey = (fp: string) => normalizeBinding({ fingerprint: fp }).key;
+
+      // one license, its device and its features: the estimate grows with each, and the device kept is {id, status}
+      const probe = new RuntimeCache(100);
+      probe.setTrust(() => true);
+      const entry = (await probe.license(db, keyHash.get(licenses[0]!.licenseId)!))!;
+      const licenseOnly = probe.bytes;
+      assert.ok(licenseOnly > 500 && licenseOnly < 3000, `license entry ${licenseOnly} bytes`);
+      const device = await probe.device(db, entry, bindingKey("budget-0"));
+      assert.deepEqual(Object.keys(device!).sort(), ["id", "status"]);
+      assert.equal(device!.status, "active");
+      assert.ok(probe.bytes > licenseOnly, "a device adds to the estimate");
+      const withDevice = probe.bytes;
+      assert.equal(await probe.device(db, entry, bindingKey("nobody")), undefined);
+      assert.ok(probe.bytes > withDevice, "a remembered 'no device' adds to it too");
+      await probe.features(db, entry);
+      assert.equal(probe.size, 1);
+      // dropping the license gives its bytes back
+      probe.invalidateLicense(licenses[0]!.licenseId);
+      assert.equal(probe.size, 0);
+      assert.equal(probe.bytes, 0);
+
+      // a budget of about three licenses holds about three, and keeps the most recently used
+      const perLicense = licenseOnly;
+      const small = new RuntimeCache(100, perLicense * 3 + perLicense / 2);
+      small.setTrust(() => true);
+      for (const l of licenses) await small.license(db, keyHash.get(l.licenseId)!);
+      assert.ok(small.size >= 2 && small.size <= 3, `size ${small.size}`);
+      assert.ok(small.bytes <= small.budgetBytes, `${small.bytes} within ${small.budgetBytes}`);
+      const newest = keyHash.get(licenses[5]!.licenseId)!;
+      assert.equal((await queriesOf(() => small.license(db, newest))).n, 0, "the newest license is kept");
+      const oldest = keyHash.get(licenses[0]!.licenseId)!;
+      assert.ok((await queriesOf(() => small.license(db, oldest))).n >= 1, "the oldest was dropped");
+
+      // a license hit since it was stored outlives older and newer ones that were not
+      const second = new RuntimeCache(3);
+      second.setTrust(() => true);
+      const hashes = licenses.map((l) => keyHash.get(l.licenseId)!);
+      for (const k of hashes.slice(0, 3)) await second.license(db, k);
+      await second.license(db, hashes[0]!); // a hit: marks it used
+      await second.license(db, hashes[3]!); // over capacity: one eviction pass
+      assert.equal((await queriesOf(() => second.license(db, hashes[0]!))).n, 0, "the used license was spared");
+      assert.ok((await queriesOf(() => second.license(db, hashes[1]!))).n >= 1, "an unused older one was dropped");
+
+      // devices past DEVICES_PER_LICENSE start over without the estimate drifting upwards
+      const many = new RuntimeCache(100);
+      many.setTrust(() => true);
+      const e = (await many.license(db, keyHash.get(licenses[1]!.licenseId)!))!;
+      for (let i = 0; i < 64; i++) await many.device(db, e, bindingKey(`absent-${i}`));
+      const full = many.bytes;
+      for (let i = 64; i < 300; i++) await many.device(db, e, bindingKey(`absent-${i}`));
+      assert.ok(many.bytes <= full * 1.1, `${many.bytes} after 300 devices vs ${full} after 64`);
+      many.invalidateAll();
+      assert.equal(many.bytes, 0);
+
+      // /metrics shows the fill against the bounds, and hits and misses
+      const m = await h.request({ method: "GET", url: "/metrics" });
+      assert.equal(m.status, 200);
+      assert.match(m.text, /^licensekit_runtime_cache_licenses \d+$/m);
+      assert.match(m.text, /^licensekit_runtime_cache_bytes \d+$/m);
+      assert.match(m.text, new RegExp(`^licensekit_runtime_cache_budget_bytes ${h.lk.runtimeCache.budgetBytes}$`, "m"));
+      assert.match(m.text, /^licensekit_runtime_cache_lookups_total\{result="hit"\} \d+$/m);
+      assert.match(m.text, /^licensekit_runtime_cache_lookups_total\{result="miss"\} [1-9]\d*$/m);
     });
 
     if (engine === "sqlite") {

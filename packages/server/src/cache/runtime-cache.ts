@@ -15,6 +15,13 @@
 //   invalidation of that license (or of everything) happened since, so a read that raced a change
 //   can never put old state back.
 //
+// Size: at most `capacity` licenses and at most `budgetBytes` of estimated heap (entryBytes: the
+// rows' fields and strings as V8 lays them out, calibrated in docs/benchmarks.md), least recently
+// used dropped first. Strings that repeat across licenses (product, policy, customer, state,
+// metadata, device status, feature code) are stored once, and a device is kept as its id and
+// status only, so a license with one device and one feature takes about 1.9 KB and the default
+// budget (half the V8 heap limit) holds a million of them on a 4 GiB heap.
+//
 // Rows handed out are frozen and shared by concurrent requests; callers must not change them.
 // Unknown license keys are not cached (a new license must work at once, and its key hash is not
 // known to the change feed).
@@ -40,11 +47,52 @@ export interface RuntimeLicense {
   policy: PolicyRow;
 }
 
-/** One cached license. `features` is loaded on first use. */
+/** What validate and check use of a device: its id (for the answer and the batched stamps) and its status (D2). */
+export type RuntimeDevice = Pick<DeviceRow, "id" | "status">;
+
+/** One cached license. `features` and devices are loaded on first use. */
 export interface CacheEntry extends RuntimeLicense {
   keyHash: string;
   features: readonly FeatureAssignment[] | null;
-  devices: Map<string, DeviceRow | null>;
+  /** The first binding key looked up and its device (null: none); most licenses need no more. */
+  firstBinding: string | undefined;
+  firstDevice: RuntimeDevice | null;
+  /** Further binding keys, made when a second one is looked up, and their share of `bytes`. */
+  moreDevices: Map<string, RuntimeDevice | null> | null;
+  moreBytes: number;
+  /** Estimated heap bytes of this entry (entryBytes). */
+  bytes: number;
+  /** Hit since it was stored or last spared by eviction (see #entries). */
+  used: boolean;
+}
+
+// ---- size estimates ---------------------------------------------------------------------------
+// What V8 (64-bit, no pointer compression, as Node ships) takes for what the cache holds. A row from
+// the driver is an object whose fields live in a separate backing array; a string is a 16-byte
+// header plus its characters rounded up to 8; a number beyond 31 bits (every timestamp) is a
+// 16-byte heap number. Constants calibrated against heap growth in docs/benchmarks.md.
+const OBJECT_BYTES = 48;
+const FIELD_BYTES = 16;
+const HEAP_NUMBER_BYTES = 16;
+/** An entry object, its slots in the two maps, and what the measured heap growth shows beyond the parts above. */
+const ENTRY_BYTES = 800;
+const MAP_BYTES = 120;
+const MAP_SLOT_BYTES = 40;
+
+function stringBytes(s: string): number {
+  return 16 + ((s.length + 7) & ~7);
+}
+
+/** Estimated heap bytes of a row (strings already interned count nothing). */
+function rowBytes(row: object, interned: ReadonlyMap<string, string>): number {
+  let n = OBJECT_BYTES;
+  for (const v of Object.values(row)) {
+    n += FIELD_BYTES;
+    if (typeof v === "string") {
+      if (!interned.has(v)) n += stringBytes(v);
+    } else if (typeof v === "number" && !(Number.isInteger(v) && v >= -(2 ** 30) && v < 2 ** 30)) n += HEAP_NUMBER_BYTES;
+  }
+  return n;
 }
 
 /** A product's catalogue: version → released_at; null when too large to hold. */
@@ -59,9 +107,34 @@ export interface RuntimeCacheStats {
 
 const freeze = <T extends object>(o: T): T => Object.freeze(o);
 
+/**
+ * A copy of a database row as an ordinary object. better-sqlite3 builds each row in V8's dictionary
+ * mode (a hash table per row: about twice the memory, and slower to read); a copy made by spreading
+ * has fast properties and, for every row of one query, the same hidden class.
+ */
+const fastCopy = <T extends object>(row: T): T => ({ ...row });
+
+/** Fields whose values repeat across licenses and devices: each distinct value is kept once. */
+const SHARED_LICENSE_FIELDS = ["product_id", "policy_id", "state", "metadata"] as const;
+const SHARED_FEATURE_FIELDS = ["code"] as const;
+const SHARED_DEVICE_FIELDS = ["status"] as const;
+/** Distinct shared values kept at most; past this new values are simply not shared. */
+const INTERN_MAX = 100_000;
+/** Shared values longer than this are not worth a lookup. */
+const INTERN_LENGTH_MAX = 256;
+
 export class RuntimeCache {
   readonly #capacity: number;
-  /** Insertion order is recency order: a hit moves its entry to the end; the first is evicted. */
+  readonly #budgetBytes: number;
+  #bytes = 0;
+  /** Shared string values (SHARED_*_FIELDS), by value. */
+  readonly #interned = new Map<string, string>();
+  /**
+   * Oldest first. A hit only marks its entry `used`; eviction gives a used entry a second chance
+   * (moves it to the end, unmarked) and drops the first unused ones. Moving every hit to the end
+   * instead (delete + set) churned the Map's table: at a million entries it was rebuilt, tens of
+   * megabytes, every few tens of thousands of hits.
+   */
   readonly #entries = new Map<string, CacheEntry>();
   readonly #keyOfLicense = new Map<string, string>();
   readonly #policies = new Map<string, PolicyRow>();
@@ -75,17 +148,59 @@ export class RuntimeCache {
   #trusted: () => boolean = () => false;
   readonly stats: RuntimeCacheStats = { hits: 0, misses: 0, invalidations: 0, clears: 0 };
 
-  /** `capacity` licenses at most; 0 disables the cache (every call reads the database). */
-  constructor(capacity: number) {
+  /**
+   * `capacity` licenses and `budgetBytes` of estimated heap at most (whichever binds first); a
+   * capacity of 0 disables the cache (every call reads the database).
+   */
+  constructor(capacity: number, budgetBytes = Number.POSITIVE_INFINITY) {
     this.#capacity = capacity;
+    this.#budgetBytes = budgetBytes;
   }
 
   get capacity(): number {
     return this.#capacity;
   }
 
+  get budgetBytes(): number {
+    return this.#budgetBytes;
+  }
+
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Estimated heap bytes of the cached licenses. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  #intern<T extends object>(row: T, fields: readonly string[]): T {
+    const r = row as Record<string, unknown>;
+    for (const f of fields) {
+      const v = r[f];
+      if (typeof v !== "string" || v.length > INTERN_LENGTH_MAX) continue;
+      const shared = this.#interned.get(v);
+      if (shared !== undefined) r[f] = shared;
+      else if (this.#interned.size < INTERN_MAX) this.#interned.set(v, v);
+    }
+    return row;
+  }
+
+  /** Whether `entry` is the one the cache holds (a request may still use one dropped meanwhile). */
+  #held(entry: CacheEntry): boolean {
+    return this.#entries.get(entry.keyHash) === entry;
+  }
+
+  #grow(entry: CacheEntry, bytes: number): void {
+    entry.bytes += bytes;
+    this.#bytes += bytes;
+    if (this.#bytes > this.#budgetBytes) this.#evict();
+  }
+
+  #drop(key: string, entry: CacheEntry): void {
+    this.#entries.delete(key);
+    this.#bytes -= entry.bytes;
+    if (this.#keyOfLicense.get(entry.license.id) === key) this.#keyOfLicense.delete(entry.license.id);
   }
 
   /** Says when the invalidation feed is live; until it is set the cache is never read. */
@@ -107,7 +222,8 @@ export class RuntimeCache {
     if (this.#loading > 0) this.#invalidatedAt.set(licenseId, this.#epoch);
     const key = this.#keyOfLicense.get(licenseId);
     if (key !== undefined) {
-      this.#entries.delete(key);
+      const entry = this.#entries.get(key);
+      if (entry) this.#drop(key, entry);
       this.#keyOfLicense.delete(licenseId);
     }
   }
@@ -118,6 +234,8 @@ export class RuntimeCache {
     this.#clearedAt = this.#epoch;
     this.stats.clears++;
     this.#entries.clear();
+    this.#bytes = 0;
+    this.#interned.clear();
     this.#keyOfLicense.clear();
     this.#policies.clear();
     this.#catalogues.clear();
@@ -149,13 +267,12 @@ export class RuntimeCache {
   async license(q: Q, keyHash: string): Promise<CacheEntry | undefined> {
     if (!this.usable()) {
       const found = await readLicense(q, keyHash, undefined);
-      return found ? newEntry(keyHash, found.license, found.policy) : undefined;
+      return found ? newEntry(found.license.key_hash, found.license, found.policy) : undefined;
     }
     const hit = this.#entries.get(keyHash);
     if (hit) {
       this.stats.hits++;
-      this.#entries.delete(keyHash);
-      this.#entries.set(keyHash, hit);
+      if (!hit.used) hit.used = true;
       return hit;
     }
     this.stats.misses++;
@@ -163,11 +280,13 @@ export class RuntimeCache {
     try {
       const found = await readLicense(q, keyHash, (policyId) => this.#policies.get(policyId));
       if (!found) return undefined;
-      const entry = newEntry(keyHash, found.license, found.policy);
-      if (this.#mayStore(token, found.license.id)) {
-        this.#policies.set(entry.policy.id, entry.policy);
-        this.#store(entry);
-      }
+      if (!this.#mayStore(token, found.license.id)) return newEntry(found.license.key_hash, found.license, found.policy);
+      // the row's own key_hash (equal to keyHash) is kept, not the request's copy
+      const license = this.#intern(fastCopy(found.license), SHARED_LICENSE_FIELDS);
+      const policy = Object.isFrozen(found.policy) ? found.policy : fastCopy(found.policy);
+      const entry = newEntry(license.key_hash, license, policy);
+      this.#policies.set(entry.policy.id, entry.policy);
+      this.#store(entry);
       return entry;
     } finally {
       this.#end();
@@ -176,44 +295,78 @@ export class RuntimeCache {
 
   #store(entry: CacheEntry): void {
     const old = this.#keyOfLicense.get(entry.license.id);
-    if (old !== undefined && old !== entry.keyHash) this.#entries.delete(old);
-    this.#entries.delete(entry.keyHash);
+    const oldEntry = old === undefined ? undefined : this.#entries.get(old);
+    if (old !== undefined && oldEntry) this.#drop(old, oldEntry);
+    const same = this.#entries.get(entry.keyHash);
+    if (same) this.#drop(entry.keyHash, same);
+    entry.bytes = ENTRY_BYTES + rowBytes(entry.license, this.#interned);
+    this.#bytes += entry.bytes;
     this.#entries.set(entry.keyHash, entry);
     this.#keyOfLicense.set(entry.license.id, entry.keyHash);
-    if (this.#entries.size > this.#capacity) this.#evict();
+    if (this.#entries.size > this.#capacity || this.#bytes > this.#budgetBytes) this.#evict();
   }
 
   /**
-   * Drops the least recently used entries down to EVICT_TO of the capacity, in one pass. Evicting
-   * one entry per insert would restart a Map iteration from the front every time, and V8 skips the
-   * deleted slots there one by one: with a full cache and a stream of new keys that cost grew to
-   * tens of microseconds per request (1,000,000 licenses behind a 100,000-entry cache).
+   * Drops entries not used since their last pass (oldest first; see #entries) down to EVICT_TO of
+   * the capacity and of the byte budget, in one pass. Evicting one entry per insert would restart a Map iteration from the front every
+   * time, and V8 skips the deleted slots there one by one: with a full cache and a stream of new keys
+   * that cost grew to tens of microseconds per request (1,000,000 licenses behind a 100,000-entry
+   * cache).
    */
   #evict(): void {
-    let drop = this.#entries.size - Math.max(1, Math.floor(this.#capacity * EVICT_TO));
+    const count = Math.max(1, Math.floor(this.#capacity * EVICT_TO));
+    const bytes = this.#budgetBytes * EVICT_TO;
+    // Entries moved to the end come round again in this same loop, unmarked: when every entry was
+    // used, the pass goes on to drop them oldest first.
     for (const [key, entry] of this.#entries) {
-      if (drop-- <= 0) break;
-      this.#entries.delete(key);
-      if (this.#keyOfLicense.get(entry.license.id) === key) this.#keyOfLicense.delete(entry.license.id);
+      if (this.#entries.size <= count && this.#bytes <= bytes) break;
+      if (entry.used) {
+        entry.used = false;
+        this.#entries.delete(key);
+        this.#entries.set(key, entry);
+      } else this.#drop(key, entry);
     }
   }
 
   /** The license's device for a binding key (undefined: none), remembered in the entry. */
-  async device(q: Q, entry: CacheEntry, bindingKey: string): Promise<DeviceRow | undefined> {
+  async device(q: Q, entry: CacheEntry, bindingKey: string): Promise<RuntimeDevice | undefined> {
     if (!this.usable()) return findDeviceByBinding(q, entry.license.id, bindingKey);
-    const known = entry.devices.get(bindingKey);
+    const known = entry.firstBinding === bindingKey ? entry.firstDevice : entry.moreDevices?.get(bindingKey);
     if (known !== undefined) return known ?? undefined;
     const token = this.#begin();
     try {
       const row = await findDeviceByBinding(q, entry.license.id, bindingKey);
-      if (this.#mayStore(token, entry.license.id)) {
-        if (entry.devices.size >= DEVICES_PER_LICENSE) entry.devices.clear();
-        entry.devices.set(bindingKey, row ? freeze(row) : null);
-      }
-      return row;
+      if (!this.#mayStore(token, entry.license.id) || !this.#held(entry)) return row;
+      return this.#addDevice(entry, bindingKey, row) ?? undefined;
     } finally {
       this.#end();
     }
+  }
+
+  #addDevice(entry: CacheEntry, bindingKey: string, row: DeviceRow | undefined): RuntimeDevice | null {
+    // only what validate/check read is kept: a whole device row is ~700 bytes, this ~100
+    const device = row ? freeze(this.#intern({ id: row.id, status: row.status }, SHARED_DEVICE_FIELDS)) : null;
+    // the row's own binding_key (equal to bindingKey) is kept, not the request's copy
+    const key = row?.binding_key ?? bindingKey;
+    const bytes = (device ? rowBytes(device, this.#interned) : 0) + stringBytes(key);
+    if (entry.firstBinding === undefined) {
+      entry.firstBinding = key;
+      entry.firstDevice = device;
+      this.#grow(entry, bytes);
+      return device;
+    }
+    let delta = bytes + MAP_SLOT_BYTES;
+    if (!entry.moreDevices || entry.moreDevices.size + 1 >= DEVICES_PER_LICENSE) {
+      // past DEVICES_PER_LICENSE the extra devices start over, and their bytes leave the estimate
+      delta += MAP_BYTES - entry.moreBytes;
+      entry.moreDevices = new Map();
+      entry.moreBytes = MAP_BYTES;
+    }
+    entry.moreDevices.set(key, device);
+    entry.moreBytes += bytes + MAP_SLOT_BYTES;
+    // one #grow, last: it may evict this very entry, which must leave with all its bytes counted
+    this.#grow(entry, delta);
+    return device;
   }
 
   /** The license's feature assignments (ordered by code), remembered in the entry. */
@@ -223,8 +376,10 @@ export class RuntimeCache {
     const token = this.#begin();
     try {
       const rows = await listFeatureAssignments(q, entry.license.id);
-      const frozen = freeze(rows.map(freeze));
-      if (this.#mayStore(token, entry.license.id)) entry.features = frozen;
+      if (!this.#mayStore(token, entry.license.id) || !this.#held(entry)) return freeze(rows.map(freeze));
+      const frozen = freeze(rows.map((r) => freeze(this.#intern(fastCopy(r), SHARED_FEATURE_FIELDS))));
+      entry.features = frozen;
+      this.#grow(entry, frozen.reduce((n, r) => n + rowBytes(r, this.#interned), OBJECT_BYTES + 8 * frozen.length));
       return frozen;
     } finally {
       this.#end();
@@ -271,7 +426,18 @@ export function runtimeEntryOf(req: object): CacheEntry | undefined {
 }
 
 function newEntry(keyHash: string, license: LicenseRow, policy: PolicyRow): CacheEntry {
-  return { keyHash, license: freeze(license), policy: Object.isFrozen(policy) ? policy : freeze(policy), features: null, devices: new Map() };
+  return {
+    keyHash,
+    license: freeze(license),
+    policy: Object.isFrozen(policy) ? policy : freeze(policy),
+    features: null,
+    firstBinding: undefined,
+    firstDevice: null,
+    moreDevices: null,
+    moreBytes: 0,
+    bytes: 0,
+    used: false,
+  };
 }
 
 async function readLicense(q: Q, keyHash: string, cachedPolicy: ((id: string) => PolicyRow | undefined) | undefined): Promise<RuntimeLicense | undefined> {

@@ -1,6 +1,7 @@
 // Prometheus metrics, one registry per app (tests build several apps in one process).
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Clock } from "../clock.js";
+import type { RuntimeCache } from "../cache/runtime-cache.js";
 import type { Store } from "../store/db.js";
 import { type DatabaseGauges, registerDatabaseGauges } from "./db-gauges.js";
 import { BatchedCounter, type CountCell, LocalHistogram } from "./local-metrics.js";
@@ -33,6 +34,7 @@ export interface Metrics {
 export interface MetricSources {
   store: Store;
   clock: Clock;
+  runtimeCache?: RuntimeCache;
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -42,6 +44,7 @@ export function createMetrics(sources?: MetricSources): Metrics {
   collectDefaultMetrics({ register: registry, prefix: "licensekit_" });
   const signatures = new BatchedCounter(registry, "licensekit_signatures_total", "Ed25519 signatures made, by kind (data or error)", ["kind"]);
   if (sources) registerCheckpointMetrics(registry, sources.store);
+  if (sources?.runtimeCache) registerRuntimeCacheMetrics(registry, sources.runtimeCache);
   return {
     registry,
     requests: new BatchedCounter(registry, "licensekit_http_requests_total", 'HTTP requests by route template, status and error code ("none" on success)', [
@@ -129,6 +132,33 @@ function registerCheckpointMetrics(registry: Registry, store: Store): void {
     registers: [registry],
     collect() {
       this.set(store.checkpointer?.stats.lastLog ?? 0);
+    },
+  });
+}
+
+/** The validate/check runtime cache (cache/runtime-cache.ts): its fill against its bounds, and how often it answered. */
+function registerRuntimeCacheMetrics(registry: Registry, cache: RuntimeCache): void {
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  gauge("licensekit_runtime_cache_licenses", "Licenses whose runtime state this process holds", () => cache.size);
+  gauge("licensekit_runtime_cache_bytes", "Estimated heap bytes of the runtime cache", () => cache.bytes);
+  gauge("licensekit_runtime_cache_budget_bytes", "The runtime cache's heap budget (LICENSEKIT_RUNTIME_CACHE_MB)", () => cache.budgetBytes);
+  new Counter({
+    name: "licensekit_runtime_cache_lookups_total",
+    help: "License lookups of validate/check by result: hit (no database read) or miss",
+    labelNames: ["result"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ result: "hit" }, cache.stats.hits);
+      this.inc({ result: "miss" }, cache.stats.misses);
     },
   });
 }

@@ -269,7 +269,7 @@ describe("constant-time comparison of secret material", () => {
       /(===|!==)\s*(undefined|null|true|false|""|'[^']*'|"[^"]*"|\d+)(?!\w)/, // presence, flags, literals
       /\b(undefined|null)\s*(===|!==)/,
       /request_hash !== hash/, // SHA-256 of the request (path, query, body): not a secret
-      /old !== entry\.keyHash/, // two keyed hashes the cache itself stored, no caller input
+      /this\.#entries\.get\(entry\.keyHash\) === entry\b/, // identity of a cache entry object, not a comparison of hashes
       /parsed\.keyHash === keyHash/, // SDK: the client's own cache file against its own key, on its machine
     ];
     const offenders: string[] = [];

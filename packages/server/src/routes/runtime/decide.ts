@@ -1,7 +1,7 @@
 // The read-only first half of validate and check (and offline): resolve the binding, find its
 // device, judge the app_version, decide. And the entitlement every runtime answer carries.
 import type { FastifyRequest } from "fastify";
-import { runtimeEntryOf } from "../../cache/runtime-cache.js";
+import { type RuntimeDevice, runtimeEntryOf } from "../../cache/runtime-cache.js";
 import { type BindingRequest, normalizeBinding } from "../../domain/binding.js";
 import { type EntitlementData, entitlementData, type FeatureAssignment, featureEntitlement } from "../../domain/entitlement.js";
 import { decide, type RuntimeOperation } from "../../domain/runtime-engine.js";
@@ -12,7 +12,7 @@ import type { Q } from "../../store/db.js";
 import { findDeviceByBinding } from "../../store/devices.js";
 import { listFeatureAssignments } from "../../store/license-features.js";
 import { loadVersionJudgement } from "../../store/product-versions.js";
-import type { DeviceRow, LicenseRow, PolicyRow } from "../../store/schema.js";
+import type { LicenseRow, PolicyRow } from "../../store/schema.js";
 
 /**
  * `cached` (validate and check only): the device and the product's version catalogue come from the
@@ -25,7 +25,7 @@ export async function decideReadOnly(req: FastifyRequest, op: RuntimeOperation, 
   const lk = req.server.lk;
   const now = lk.clock.now();
   const entry = opts.cached ? runtimeEntryOf(req) : undefined;
-  let device: DeviceRow | undefined;
+  let device: RuntimeDevice | undefined;
   let version: VersionJudgement;
   if (entry) {
     markReadOnly(req);
