@@ -67,10 +67,11 @@ export interface CacheEntry extends RuntimeLicense {
 }
 
 // ---- size estimates ---------------------------------------------------------------------------
-// What V8 (64-bit, no pointer compression, as Node ships) takes for what the cache holds. A row from
-// the driver is an object whose fields live in a separate backing array; a string is a 16-byte
-// header plus its characters rounded up to 8; a number beyond 31 bits (every timestamp) is a
-// 16-byte heap number. Constants calibrated against heap growth in docs/benchmarks.md.
+// What V8 (64-bit, no pointer compression, as Node ships) takes for what the cache holds. A cached
+// row is an ordinary object (fastCopy) with a slot per field and more in a backing array; a string
+// is a 16-byte header plus its characters rounded up to 8; a number beyond 31 bits (every
+// timestamp) is a 16-byte heap number. Constants calibrated against the heap growth that
+// bench/cache-memory.ts measures (docs/benchmarks.md).
 const OBJECT_BYTES = 48;
 const FIELD_BYTES = 16;
 const HEAP_NUMBER_BYTES = 16;
