@@ -75,7 +75,7 @@ for (const engine of ENGINES) {
       return { n: counter.count, tables: [...counter.tables] };
     }
 
-    it("a validate or check answered from the cache runs no database query; a miss reads license, device, features", async () => {
+    it("a validate or check answered from the cache runs no database query; a miss is one read of the license with its features and devices", async () => {
       const lic = await issueLicense(h, { max_activations: 3 });
       const product = lic.productId;
       const feat = await write({ url: `/api/v1/products/${product}/features`, body: { code: "export", name: "Export" } });
@@ -103,10 +103,22 @@ for (const engine of ENGINES) {
       const negative = await queriesOf(async () => denied(await check(lic.key, { fingerprint: "nobody" }), 403, "DEVICE_NOT_ACTIVATED"));
       assert.equal(negative.n, 0, `negative hit ran queries: ${negative.tables.join(", ")}`);
 
-      // After a license-level invalidation the policy and the catalogue are still cached: 3 reads.
+      // After a license-level invalidation the policy and the catalogue are still cached: one read
+      // brings the license with its features and all its devices (issue 8 item 3)...
       h.lk.runtimeCache.invalidateLicense(lic.licenseId);
-      const relicensed = await queriesOf(async () => ok(await validate(lic.key, { fingerprint: "hit-fp" })));
-      assert.deepEqual(relicensed.tables.sort(), ["devices", "license_features", "licenses"]);
+      const relicensed = await queriesOf(async () => {
+        const v = await validate(lic.key, { fingerprint: "hit-fp" });
+        ok(v);
+        assert.equal(v.json.data.features[0].code, "export");
+        assert.equal(v.json.data.features[0].quota, 10);
+      });
+      assert.deepEqual(relicensed.tables, ["licenses"]);
+      // ...so a binding the license does not have is known to have no device without a read
+      const unbound = await queriesOf(async () => denied(await check(lic.key, { fingerprint: "stranger" }), 403, "DEVICE_NOT_ACTIVATED"));
+      assert.equal(unbound.n, 0, `unbound check ran queries: ${unbound.tables.join(", ")}`);
+      // the same through check, whose miss is the same one read
+      h.lk.runtimeCache.invalidateLicense(lic.licenseId);
+      assert.deepEqual((await queriesOf(async () => ok(await check(lic.key, { fingerprint: "hit-fp" })))).tables, ["licenses"]);
     });
 
     it("the batched last-seen / last-validated flush invalidates nothing", async () => {
@@ -344,6 +356,24 @@ for (const engine of ENGINES) {
       assert.match(m.text, new RegExp(`^licensekit_runtime_cache_budget_bytes ${h.lk.runtimeCache.budgetBytes}$`, "m"));
       assert.match(m.text, /^licensekit_runtime_cache_lookups_total\{result="hit"\} \d+$/m);
       assert.match(m.text, /^licensekit_runtime_cache_lookups_total\{result="miss"\} [1-9]\d*$/m);
+    });
+
+    it("a license with more than 64 devices is loaded without them; its devices are then read by binding key and remembered", async () => {
+      const lic = await issueLicense(h, { max_activations: 100 });
+      for (let i = 0; i < 65; i++) ok(await write({ url: "/api/v1/license/activate", licenseKey: lic.key, body: { fingerprint: `many-${i}` } }));
+      await settle();
+      const first = await queriesOf(async () => ok(await validate(lic.key, { fingerprint: "many-3" })));
+      // (and, the first time this product is seen, its version catalogue)
+      assert.deepEqual(
+        first.tables.filter((t) => t !== "product_versions"),
+        ["licenses", "devices"],
+      );
+      assert.equal((await queriesOf(async () => ok(await check(lic.key, { fingerprint: "many-3" })))).n, 0);
+      const other = await queriesOf(async () => ok(await check(lic.key, { fingerprint: "many-64" })));
+      assert.deepEqual(other.tables, ["devices"]);
+      const none = await queriesOf(async () => denied(await check(lic.key, { fingerprint: "not-one-of-them" }), 403, "DEVICE_NOT_ACTIVATED"));
+      assert.deepEqual(none.tables, ["devices"]);
+      assert.equal((await queriesOf(async () => denied(await check(lic.key, { fingerprint: "not-one-of-them" }), 403, "DEVICE_NOT_ACTIVATED"))).n, 0);
     });
 
     if (engine === "sqlite") {

@@ -33,6 +33,7 @@ import { listFeatureAssignments } from "../store/license-features.js";
 import { findLicenseByKeyHash } from "../store/licenses.js";
 import { policyOf } from "../store/policies.js";
 import { findVersionCatalogFacts } from "../store/product-versions.js";
+import { findRuntimeState, type RuntimeDeviceFacts } from "../store/runtime-state.js";
 import type { DeviceRow, LicenseRow, PolicyRow } from "../store/schema.js";
 
 /** Devices remembered per license (found and "not found"); past this the license's map starts over. */
@@ -64,6 +65,8 @@ export interface CacheEntry extends RuntimeLicense {
   bytes: number;
   /** Hit since it was stored or last spared by eviction (see #entries). */
   used: boolean;
+  /** Every device of the license is in firstDevice/moreDevices (loaded with it): a binding not there has none. */
+  devicesComplete: boolean;
 }
 
 // ---- size estimates ---------------------------------------------------------------------------
@@ -265,7 +268,7 @@ export class RuntimeCache {
    * The license (and policy) behind a license key hash: from the cache when usable, else read
    * (license by key hash, policy by id unless cached) and remembered.
    */
-  async license(q: Q, keyHash: string): Promise<CacheEntry | undefined> {
+  async license(q: Q, keyHash: string, opts: { withState?: boolean } = {}): Promise<CacheEntry | undefined> {
     if (!this.usable()) {
       const found = await readLicense(q, keyHash, undefined);
       return found ? newEntry(found.license.key_hash, found.license, found.policy) : undefined;
@@ -279,15 +282,23 @@ export class RuntimeCache {
     this.stats.misses++;
     const token = this.#begin();
     try {
-      const found = await readLicense(q, keyHash, (policyId) => this.#policies.get(policyId));
-      if (!found) return undefined;
-      if (!this.#mayStore(token, found.license.id)) return newEntry(found.license.key_hash, found.license, found.policy);
+      // validate/check: the license with its features and devices in one statement; other runtime
+      // routes only authenticate through the cache, so they read the license alone
+      const state = opts.withState ? await findRuntimeState(q, keyHash) : undefined;
+      const row = opts.withState ? state?.license : await findLicenseByKeyHash(q, keyHash);
+      if (!row) return undefined;
+      const policy = this.#policies.get(row.policy_id) ?? (await policyOf(q, row));
+      if (!this.#mayStore(token, row.id)) return newEntry(row.key_hash, row, policy);
       // the row's own key_hash (equal to keyHash) is kept, not the request's copy
-      const license = this.#intern(fastCopy(found.license), SHARED_LICENSE_FIELDS);
-      const policy = Object.isFrozen(found.policy) ? found.policy : fastCopy(found.policy);
-      const entry = newEntry(license.key_hash, license, policy);
+      const license = this.#intern(fastCopy(row), SHARED_LICENSE_FIELDS);
+      const entry = newEntry(license.key_hash, license, Object.isFrozen(policy) ? policy : fastCopy(policy));
       this.#policies.set(entry.policy.id, entry.policy);
       this.#store(entry);
+      if (state) {
+        this.#setFeatures(entry, state.features);
+        for (const device of state.devices ?? []) if (this.#held(entry)) this.#addDevice(entry, device.binding_key, device);
+        entry.devicesComplete = state.devices !== null;
+      }
       return entry;
     } finally {
       this.#end();
@@ -334,6 +345,8 @@ export class RuntimeCache {
     if (!this.usable()) return findDeviceByBinding(q, entry.license.id, bindingKey);
     const known = entry.firstBinding === bindingKey ? entry.firstDevice : entry.moreDevices?.get(bindingKey);
     if (known !== undefined) return known ?? undefined;
+    // every device of the license was loaded with it: this binding has none
+    if (entry.devicesComplete) return undefined;
     const token = this.#begin();
     try {
       const row = await findDeviceByBinding(q, entry.license.id, bindingKey);
@@ -344,7 +357,7 @@ export class RuntimeCache {
     }
   }
 
-  #addDevice(entry: CacheEntry, bindingKey: string, row: DeviceRow | undefined): RuntimeDevice | null {
+  #addDevice(entry: CacheEntry, bindingKey: string, row: RuntimeDeviceFacts | undefined): RuntimeDevice | null {
     // only what validate/check read is kept: a whole device row is ~700 bytes, this ~100
     const device = row ? freeze(this.#intern({ id: row.id, status: row.status }, SHARED_DEVICE_FIELDS)) : null;
     // the row's own binding_key (equal to bindingKey) is kept, not the request's copy
@@ -378,13 +391,17 @@ export class RuntimeCache {
     try {
       const rows = await listFeatureAssignments(q, entry.license.id);
       if (!this.#mayStore(token, entry.license.id) || !this.#held(entry)) return freeze(rows.map(freeze));
-      const frozen = freeze(rows.map((r) => freeze(this.#intern(fastCopy(r), SHARED_FEATURE_FIELDS))));
-      entry.features = frozen;
-      this.#grow(entry, frozen.reduce((n, r) => n + rowBytes(r, this.#interned), OBJECT_BYTES + 8 * frozen.length));
-      return frozen;
+      return this.#setFeatures(entry, rows);
     } finally {
       this.#end();
     }
+  }
+
+  #setFeatures(entry: CacheEntry, rows: readonly FeatureAssignment[]): readonly FeatureAssignment[] {
+    const frozen = freeze(rows.map((r) => freeze(this.#intern(fastCopy(r), SHARED_FEATURE_FIELDS))));
+    entry.features = frozen;
+    this.#grow(entry, frozen.reduce((n, r) => n + rowBytes(r, this.#interned), OBJECT_BYTES + 8 * frozen.length));
+    return frozen;
   }
 
   /** What version gating needs about `appVersion` of a product, from its cached catalogue. */
@@ -438,6 +455,7 @@ function newEntry(keyHash: string, license: LicenseRow, policy: PolicyRow): Cach
     moreBytes: 0,
     bytes: 0,
     used: false,
+    devicesComplete: false,
   };
 }
 

@@ -54,7 +54,7 @@ export async function runtimeAuth(req: FastifyRequest, _reply: FastifyReply): Pr
   if (!key) throw new ApiError("UNAUTHORIZED", "license key is malformed");
   const { store, hasher, runtimeCache } = req.server.lk;
   // From the runtime cache when it is live (no database read), else license and policy are read.
-  const found = await runtimeCache.license(store.db, hasher.hash(key));
+  const found = await runtimeCache.license(store.db, hasher.hash(key), { withState: req.routeOptions.config.cachedState === true });
   if (!found) throw new ApiError("UNAUTHORIZED", "license key is not valid");
   req.runtime = { kind: "license", license: found.license, policy: found.policy };
   rememberRuntimeEntry(req, found);

@@ -35,5 +35,7 @@ declare module "fastify" {
     scope?: Scope;
     /** Idempotency-Key handling: required by the contract, or merely accepted. */
     idempotency?: "required" | "optional";
+    /** Runtime routes answered from the runtime cache (validate, check): a miss loads the license with its features and devices. */
+    cachedState?: boolean;
   }
 }

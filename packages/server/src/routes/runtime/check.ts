@@ -11,6 +11,7 @@ export const checkRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     "/check",
     {
+      config: { cachedState: true },
       schema: {
         operationId: "checkLicense",
         tags: ["runtime"],

@@ -13,7 +13,7 @@ export const validateRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     "/validate",
     {
-      config: { idempotency: "optional" },
+      config: { idempotency: "optional", cachedState: true },
       schema: {
         operationId: "validateLicense",
         tags: ["runtime"],
