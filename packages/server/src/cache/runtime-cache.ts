@@ -15,10 +15,10 @@
 //   invalidation of that license (or of everything) happened since, so a read that raced a change
 //   can never put old state back.
 //
-// Size: at most `capacity` licenses and at most `budgetBytes` of estimated heap (entryBytes: the
-// rows' fields and strings as V8 lays them out, calibrated in docs/benchmarks.md), least recently
-// used dropped first. Strings that repeat across licenses (product, policy, customer, state,
-// metadata, device status, feature code) are stored once, and a device is kept as its id and
+// Size: at most `capacity` licenses and at most `budgetBytes` of estimated heap (rowBytes: the
+// rows' fields and strings as V8 lays them out, calibrated in docs/benchmarks.md), entries not hit
+// since the last eviction pass dropped first. Strings that repeat across licenses (product, policy,
+// state, metadata, device status, feature code) are stored once, and a device is kept as its id and
 // status only, so a license with one device and one feature takes about 1.9 KB and the default
 // budget (half the V8 heap limit) holds a million of them on a 4 GiB heap.
 //
@@ -33,11 +33,14 @@ import { listFeatureAssignments } from "../store/license-features.js";
 import { findLicenseByKeyHash } from "../store/licenses.js";
 import { policyOf } from "../store/policies.js";
 import { findVersionCatalogFacts } from "../store/product-versions.js";
-import { findRuntimeState, type RuntimeDeviceFacts } from "../store/runtime-state.js";
+import { findRuntimeState, RUNTIME_DEVICES_MAX, type RuntimeDeviceFacts } from "../store/runtime-state.js";
 import type { DeviceRow, LicenseRow, PolicyRow } from "../store/schema.js";
 
-/** Devices remembered per license (found and "not found"); past this the license's map starts over. */
-const DEVICES_PER_LICENSE = 64;
+/**
+ * Devices remembered per license (found and "not found"); past this the license's map starts over.
+ * The same bound as a miss loads at most, so a license loaded with all its devices never starts over.
+ */
+const DEVICES_PER_LICENSE = RUNTIME_DEVICES_MAX;
 /** A full cache is cut back to this share of its capacity at once (see #evict). */
 const EVICT_TO = 0.95;
 /** Products whose catalogue is larger than this are judged by a query each time instead. */
@@ -61,7 +64,7 @@ export interface CacheEntry extends RuntimeLicense {
   /** Further binding keys, made when a second one is looked up, and their share of `bytes`. */
   moreDevices: Map<string, RuntimeDevice | null> | null;
   moreBytes: number;
-  /** Estimated heap bytes of this entry (entryBytes). */
+  /** Estimated heap bytes of this entry (ENTRY_BYTES plus rowBytes of what it holds). */
   bytes: number;
   /** Hit since it was stored or last spared by eviction (see #entries). */
   used: boolean;
@@ -266,11 +269,12 @@ export class RuntimeCache {
 
   /**
    * The license (and policy) behind a license key hash: from the cache when usable, else read
-   * (license by key hash, policy by id unless cached) and remembered.
+   * (policy by id unless cached) and remembered. `withState` (validate, check): the miss also loads
+   * the license's features and devices, in the same one statement (store/runtime-state.ts).
    */
   async license(q: Q, keyHash: string, opts: { withState?: boolean } = {}): Promise<CacheEntry | undefined> {
     if (!this.usable()) {
-      const found = await readLicense(q, keyHash, undefined);
+      const found = await readLicense(q, keyHash);
       return found ? newEntry(found.license.key_hash, found.license, found.policy) : undefined;
     }
     const hit = this.#entries.get(keyHash);
@@ -320,10 +324,10 @@ export class RuntimeCache {
 
   /**
    * Drops entries not used since their last pass (oldest first; see #entries) down to EVICT_TO of
-   * the capacity and of the byte budget, in one pass. Evicting one entry per insert would restart a Map iteration from the front every
-   * time, and V8 skips the deleted slots there one by one: with a full cache and a stream of new keys
-   * that cost grew to tens of microseconds per request (1,000,000 licenses behind a 100,000-entry
-   * cache).
+   * the capacity and of the byte budget, in one pass. Evicting one entry per insert would restart a
+   * Map iteration from the front every time, and V8 skips the deleted slots there one by one: with a
+   * full cache and a stream of new keys that cost grew to tens of microseconds per request
+   * (1,000,000 licenses behind a 100,000-entry cache).
    */
   #evict(): void {
     const count = Math.max(1, Math.floor(this.#capacity * EVICT_TO));
@@ -459,8 +463,9 @@ function newEntry(keyHash: string, license: LicenseRow, policy: PolicyRow): Cach
   };
 }
 
-async function readLicense(q: Q, keyHash: string, cachedPolicy: ((id: string) => PolicyRow | undefined) | undefined): Promise<RuntimeLicense | undefined> {
+/** The uncached read (the cache is off or its change feed is not live): license and policy. */
+async function readLicense(q: Q, keyHash: string): Promise<RuntimeLicense | undefined> {
   const license = await findLicenseByKeyHash(q, keyHash);
   if (!license) return undefined;
-  return { license, policy: cachedPolicy?.(license.policy_id) ?? (await policyOf(q, license)) };
+  return { license, policy: await policyOf(q, license) };
 }

@@ -69,18 +69,20 @@ export function findAssignmentByCode(q: Q, licenseId: string, code: string): Pro
   return joined(q, licenseId).where("features.code", "=", code).executeTakeFirst();
 }
 
+/** The columns of a FeatureAssignment, from license_features joined with features (also read by store/runtime-state.ts). */
+export const FEATURE_ASSIGNMENT_COLUMNS = [
+  "features.code as code",
+  "license_features.enabled as enabled",
+  "license_features.max_consumptions as max_consumptions",
+  "license_features.total_consumptions as total_consumptions",
+  "license_features.expires_at as expires_at",
+] as const;
+
 const featureAssignments = prepare(1, (q, licenseId: string) =>
   q
     .selectFrom("license_features")
     .innerJoin("features", "features.id", "license_features.feature_id")
-    .select([
-      "license_features.feature_id as feature_id",
-      "features.code as code",
-      "license_features.enabled as enabled",
-      "license_features.max_consumptions as max_consumptions",
-      "license_features.total_consumptions as total_consumptions",
-      "license_features.expires_at as expires_at",
-    ])
+    .select(["license_features.feature_id as feature_id", ...FEATURE_ASSIGNMENT_COLUMNS])
     .where("license_features.license_id", "=", licenseId)
     .orderBy("features.code"),
 );

@@ -6,6 +6,7 @@ import { jsonArrayFrom as pgJsonArrayFrom } from "kysely/helpers/postgres";
 import { jsonArrayFrom as sqliteJsonArrayFrom } from "kysely/helpers/sqlite";
 import type { FeatureAssignment } from "../domain/entitlement.js";
 import type { Q } from "./db.js";
+import { FEATURE_ASSIGNMENT_COLUMNS } from "./license-features.js";
 import { prepare } from "./prepared.js";
 import type { DeviceRow, LicenseRow } from "./schema.js";
 
@@ -38,13 +39,7 @@ const stateByKeyHash = prepare(1, (q, keyHash: string) => {
         eb
           .selectFrom("license_features")
           .innerJoin("features", "features.id", "license_features.feature_id")
-          .select([
-            "features.code as code",
-            "license_features.enabled as enabled",
-            "license_features.max_consumptions as max_consumptions",
-            "license_features.total_consumptions as total_consumptions",
-            "license_features.expires_at as expires_at",
-          ])
+          .select(FEATURE_ASSIGNMENT_COLUMNS)
           .whereRef("license_features.license_id", "=", "licenses.id")
           .orderBy("features.code"),
       ).as("state_features"),
