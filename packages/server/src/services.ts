@@ -7,6 +7,7 @@ import type { Config } from "./config.js";
 import { CredentialHasher } from "./crypto/credential-hash.js";
 import { deriveKey, loadOrCreateMasterKey, masterKeyCheck, masterKeyMatches } from "./crypto/master-key.js";
 import { Keyring } from "./crypto/signing-keys.js";
+import { InFlightKeys } from "./http/idempotency.js";
 import { RuntimeInvalidation } from "./jobs/runtime-invalidation.js";
 import { SideEffects } from "./jobs/side-effects.js";
 import { WebhookDeliveryWorker } from "./jobs/webhook-delivery.js";
@@ -27,6 +28,8 @@ export interface Services {
   requestStats: RequestStats;
   /** Seals idempotent response bodies at rest (they may hold a key shown once). */
   idempotencySealKey: Buffer;
+  /** Idempotency-Keys of the requests this process is answering (IDEMPOTENCY_IN_PROGRESS). */
+  inFlightKeys: InFlightKeys;
   /** Seals webhook endpoint secrets at rest (they must be recoverable to sign deliveries). */
   webhookSecretKey: Buffer;
   /** Sends the webhook outbox (D6); started by startBackgroundWork, stopped when the app closes. */
@@ -116,6 +119,7 @@ export async function createServices(
         sideEffects,
         requestStats,
         idempotencySealKey,
+        inFlightKeys: new InFlightKeys(),
         webhookSecretKey,
         webhookDelivery,
         runtimeCache,

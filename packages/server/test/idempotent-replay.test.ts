@@ -14,7 +14,11 @@ for (const engine of ENGINES) {
     before(async () => {
       h = await startHarness(engine);
     });
-    after(async () => h?.close());
+    after(async () => {
+      // Every keyed request of the suite settled: none still holds its key in this process.
+      assert.equal(h?.lk.inFlightKeys.size, 0);
+      await h?.close();
+    });
 
     const activate = (key: string, idem: string | undefined, body: unknown) => h.request({ url: "/api/v1/license/activate", licenseKey: key, idempotencyKey: idem, body });
     const count = async (table: "devices" | "audit_events" | "licenses", licenseId?: string) => {
@@ -121,6 +125,64 @@ for (const engine of ENGINES) {
       const b = await h.request({ url: "/api/v1/license/validate", licenseKey: lic.key, idempotencyKey: "v1", body: { fingerprint: "v" } });
       assert.equal(b.text, a.text);
       assert.equal(b.headers["idempotent-replayed"], "true");
+    });
+
+    it("a read-only answer under a key: the same request replays it, another body under the key → 409 IDEMPOTENCY_CONFLICT", async () => {
+      const lic = await issueLicense(h, { max_activations: 1 });
+      await activate(lic.key, "ro-0", { fingerprint: "ro" });
+      const validate = (body: unknown) => h.request({ url: "/api/v1/license/validate", licenseKey: lic.key, idempotencyKey: "ro-1", body });
+      const a = await validate({ fingerprint: "ro" });
+      assert.equal(a.status, 200, a.text);
+      const conflict = await validate({ fingerprint: "ro", app_version: "9.9.9" });
+      assert.equal(conflict.status, 409, conflict.text);
+      assert.equal(conflict.json.error.code, "IDEMPOTENCY_CONFLICT");
+      assert.ok(conflict.json.signature, "a runtime refusal is signed");
+      const b = await validate({ fingerprint: "ro" });
+      assert.equal(b.text, a.text);
+      assert.equal(b.headers["idempotent-replayed"], "true");
+    });
+
+    it("an error thrown inside the transaction rolls the key back with the change; a 4xx is then stored and replayed, a 5xx is not", async () => {
+      const lic = await issueLicense(h, { max_activations: 2 });
+      const records = () => h.lk.store.db.selectFrom("idempotency_records").select(["state", "response_status"]).where("credential_id", "=", lic.licenseId).execute();
+      // The answer's signature fails once, inside the transaction that bound the device: a 500.
+      const keyring = h.lk.keyring;
+      const sign = keyring.sign.bind(keyring);
+      let failures = 1;
+      keyring.sign = (bytes) => {
+        if (failures-- > 0) throw new Error("signing failed (test)");
+        return sign(bytes);
+      };
+      try {
+        const failed = await activate(lic.key, "tx-5xx", { fingerprint: "t" });
+        assert.equal(failed.status, 500, failed.text);
+      } finally {
+        keyring.sign = sign;
+      }
+      assert.deepEqual(await records(), [], "no record: the key went back with the rolled-back binding");
+      assert.equal(await count("devices", lic.licenseId), 0);
+      const retried = await activate(lic.key, "tx-5xx", { fingerprint: "t" });
+      assert.equal(retried.status, 200, retried.text);
+      assert.equal(retried.headers["idempotent-replayed"], undefined);
+      assert.equal(await count("devices", lic.licenseId), 1);
+
+      // A 4xx thrown inside the transaction (a consume whose counter would pass 2^53 - 1).
+      const feature = await h.request({ url: `/api/v1/products/${lic.productId}/features`, body: { name: "n", code: "n-big" } });
+      assert.equal(feature.status, 201, feature.text);
+      assert.equal((await h.request({ url: `/api/v1/licenses/${lic.licenseId}/features`, body: { feature_id: feature.json.data.id } })).status, 200);
+      const consume = (event: string, amount: number) =>
+        h.request({ url: "/api/v1/license/consume", licenseKey: lic.key, idempotencyKey: `big-${event}`, body: { fingerprint: "t", feature_code: "n-big", amount, event_id: event } });
+      assert.equal((await consume("e1", 1)).status, 200);
+      const refused = await consume("e2", Number.MAX_SAFE_INTEGER);
+      assert.equal(refused.status, 422, refused.text);
+      assert.equal(refused.json.error.code, "VALIDATION_ERROR");
+      const replay = await consume("e2", Number.MAX_SAFE_INTEGER);
+      assert.equal(replay.text, refused.text);
+      assert.equal(replay.headers["idempotent-replayed"], "true");
+      assert.deepEqual(
+        (await records()).map((r) => `${r.state} ${r.response_status}`).sort(),
+        ["completed 200", "completed 200", "completed 422"],
+      );
     });
 
     it("management creates accept a key: one license, the same key replayed, and no key stored in clear", async () => {

@@ -42,6 +42,21 @@ export function errorSigner(req: FastifyRequest): Signer | null {
   return (bytes) => keyring.sign(bytes);
 }
 
+/** This request's error envelope, signed on runtime paths (unsigned when signing fails, logged). */
+export function signedErrorBody(req: FastifyRequest, error: ApiError): string {
+  const signer = errorSigner(req);
+  if (signer) {
+    try {
+      const body = errorEnvelopeBody(error, responseMeta(req), signer);
+      req.server.lk.metrics.signatures.error.n += 1;
+      return body;
+    } catch (err) {
+      req.log.error({ err }, "could not sign error envelope");
+    }
+  }
+  return errorEnvelopeBody(error, responseMeta(req), null);
+}
+
 export function sendJsonText(reply: FastifyReply, status: number, body: string): FastifyReply {
   // 204 No Content has no body and no content type (also when an idempotent 204 is replayed).
   if (status === 204) return reply.code(204).removeHeader("content-type").send();

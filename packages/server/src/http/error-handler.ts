@@ -3,9 +3,9 @@
 // request id.
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { isDatabaseUnavailable, isForeignKeyViolation, isUniqueViolation } from "../store/db.js";
-import { errorEnvelopeBody, errorSigner, JSON_TYPE, responseMeta } from "./envelope.js";
-import { ApiError, isReplayableStatus } from "./errors.js";
-import { completeClaim, releaseClaim } from "./idempotency.js";
+import { JSON_TYPE, sendJsonText, signedErrorBody } from "./envelope.js";
+import { ApiError } from "./errors.js";
+import { markReplay, settleOutside } from "./idempotency.js";
 import { classifyValidation } from "./validation.js";
 
 const FRAMEWORK_CODES: Record<string, () => ApiError> = {
@@ -46,24 +46,21 @@ export function toApiError(err: unknown): { error: ApiError; unexpected: boolean
 }
 
 export async function sendError(req: FastifyRequest, reply: FastifyReply, error: ApiError): Promise<FastifyReply> {
-  let signer = errorSigner(req);
-  let body: string;
-  try {
-    body = errorEnvelopeBody(error, responseMeta(req), signer);
-  } catch (err) {
-    req.log.error({ err }, "could not sign error envelope");
-    signer = null;
-    body = errorEnvelopeBody(error, responseMeta(req), null);
-  }
-  if (signer) req.server.lk.metrics.signatures.error.n += 1;
+  let body = signedErrorBody(req, error);
   const claim = req.idem;
-  if (claim && !claim.completed) {
-    const lk = req.server.lk;
+  if (claim && !claim.settled) {
     try {
-      if (isReplayableStatus(error.status)) await completeClaim(lk.store.db, lk, claim, error.status, body);
-      else await releaseClaim(lk.store, claim);
+      // Stored under the key for replay; a key that meanwhile holds an answer sends that instead.
+      const stored = await settleOutside(req.server.lk, claim, error.status, body);
+      if (stored) {
+        markReplay(req, reply);
+        return sendJsonText(reply, stored.status, stored.body);
+      }
     } catch (err) {
-      req.log.error({ err }, "could not settle idempotency record");
+      if (err instanceof ApiError) {
+        error = err;
+        body = signedErrorBody(req, err);
+      } else req.log.error({ err }, "could not settle idempotency record");
     }
   }
   req.errorCode = error.code;

@@ -1,9 +1,10 @@
-// Answers for writes. The work runs in one database transaction that also stores the idempotent
-// response, so the state change and its recorded answer commit together.
+// Answers for writes. The work runs in one database transaction that also takes the request's
+// Idempotency-Key and stores its response, so the state change and its recorded answer commit
+// together (and a key that already holds an answer is replayed without running the work).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Tx } from "../store/db.js";
 import { responseMeta, sendJsonText } from "./envelope.js";
-import { completeClaim } from "./idempotency.js";
+import { claimInTransaction, completeClaim, markReplay } from "./idempotency.js";
 
 export interface Outcome {
   status: number;
@@ -30,11 +31,16 @@ export async function commitAndRespond(
   work: (trx: Tx) => Promise<Outcome>,
 ): Promise<FastifyReply> {
   const lk = req.server.lk;
-  const outcome = await lk.store.db.transaction().execute(async (trx) => {
+  const claim = req.idem && !req.idem.settled ? req.idem : null;
+  const outcome = await lk.store.db.transaction().execute(async (trx): Promise<Outcome & { replayed?: true }> => {
+    // The key first: a request whose key already holds an answer changes nothing and replays it.
+    const stored = claim && (await claimInTransaction(trx, lk, claim));
+    if (stored) return { ...stored, replayed: true };
     const o = await work(trx);
-    if (req.idem) await completeClaim(trx, lk, req.idem, o.status, o.body);
+    if (claim) await completeClaim(trx, lk, claim, o.status, o.body);
     return o;
   });
-  if (outcome.errorCode) req.errorCode = outcome.errorCode;
+  if (outcome.replayed) markReplay(req, reply);
+  else if (outcome.errorCode) req.errorCode = outcome.errorCode;
   return sendJsonText(reply, outcome.status, outcome.body);
 }

@@ -1,7 +1,8 @@
 // Kysely driver for better-sqlite3 that (1) opens write transactions with BEGIN IMMEDIATE, so a
 // transaction takes the write lock before it reads and two processes on one file serialize instead
-// of failing on lock upgrade, and (2) caches prepared statements, which Kysely's stock driver
-// re-prepares on every query.
+// of failing on lock upgrade, (2) caches prepared statements, which Kysely's stock driver
+// re-prepares on every query, and (3) compiles LIMIT/OFFSET parameters so that SQLite does not
+// re-prepare the cached statement for each new value.
 import type BetterSqlite3 from "better-sqlite3";
 import {
   type CompiledQuery,
@@ -9,6 +10,8 @@ import {
   type Dialect,
   type Driver,
   type Kysely,
+  type LimitNode,
+  type OffsetNode,
   type QueryResult,
   SqliteAdapter,
   SqliteIntrospector,
@@ -102,6 +105,23 @@ class ImmediateSqliteDriver implements Driver {
   }
 }
 
+/**
+ * SQLite's planner looks at the value of a LIMIT or OFFSET given as a bare parameter, so each new
+ * binding of one makes the prepared statement prepare itself again: a one-row indexed read with
+ * `limit ?` took 2.5 µs instead of 0.3 (and ~25 µs of a loaded server's activate). Written `+?`, the
+ * same value no longer reaches the planner and the statement runs as prepared.
+ */
+class SqliteCompiler extends SqliteQueryCompiler {
+  protected override visitLimit(node: LimitNode): void {
+    this.append("limit +");
+    this.visitNode(node.limit);
+  }
+  protected override visitOffset(node: OffsetNode): void {
+    this.append("offset +");
+    this.visitNode(node.offset);
+  }
+}
+
 export class ImmediateSqliteDialect implements Dialect {
   constructor(private readonly db: BetterSqlite3.Database) {}
   createAdapter() {
@@ -111,7 +131,7 @@ export class ImmediateSqliteDialect implements Dialect {
     return new ImmediateSqliteDriver(this.db);
   }
   createQueryCompiler() {
-    return new SqliteQueryCompiler();
+    return new SqliteCompiler();
   }
   // biome-ignore lint/suspicious/noExplicitAny: Kysely's introspector takes any database type
   createIntrospector(db: Kysely<any>) {

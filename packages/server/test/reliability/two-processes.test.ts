@@ -125,6 +125,27 @@ function scenarios(label: string, setup: () => Setup) {
     });
   });
 
+  it(`${label}: 20 concurrent activations with ONE Idempotency-Key, sent to every process → one device; every 200 is the same bytes, the rest IDEMPOTENCY_IN_PROGRESS`, async () => {
+    const lic = await license({ max_activations: 10 });
+    const results = await bounded(20, 20, (i) => runtime(i, "activate", lic.key, { fingerprint: "one-key" }, "one-key"));
+    const ok = results.filter((r) => r.status === 200);
+    assert.ok(ok.length >= 1, JSON.stringify(tally(results)));
+    for (const r of ok) assert.equal(r.text, ok[0]!.text, "a replay is the first answer byte for byte");
+    const first = ok.filter((r) => r.headers["idempotent-replayed"] === undefined);
+    assert.equal(first.length, 1, "exactly one answer is not a replay");
+    for (const r of results.filter((x) => x.status !== 200)) assert.equal(r.json?.error?.code, "IDEMPOTENCY_IN_PROGRESS", r.text);
+    await withDb(setup().dbUrl, async (q) => {
+      const rows = await q("SELECT id FROM devices WHERE license_id = $1", [lic.licenseId]);
+      assert.equal(rows.length, 1);
+      const [row] = await q("SELECT times_activated FROM licenses WHERE id = $1", [lic.licenseId]);
+      assert.equal(Number(row!.times_activated), 1);
+      const [events] = await q("SELECT COUNT(*) AS n FROM audit_events WHERE resource_id = $1 AND event_type = 'license.activated'", [lic.licenseId]);
+      assert.equal(Number(events!.n), 1);
+      const [records] = await q("SELECT COUNT(*) AS n FROM idempotency_records WHERE credential_id = $1 AND state = 'completed'", [lic.licenseId]);
+      assert.equal(Number(records!.n), 1);
+    });
+  });
+
   it(`${label}: 100 concurrent floating checkouts (distinct machines) against 5 seats → exactly 5 live leases`, async () => {
     const lic = await license({ max_activations: 100, max_floating_users: 5, floating_timeout_minutes: 30 });
     const results = await bounded(100, IN_FLIGHT, (i) => runtime(i, "floating/checkout", lic.key, { fingerprint: `seat-${i}` }, `seat-${i}`));

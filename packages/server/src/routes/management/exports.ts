@@ -9,6 +9,7 @@ import type { FastifyRequest } from "fastify";
 import { managementEvent } from "../../http/actor.js";
 import { responseMeta } from "../../http/envelope.js";
 import { ApiError } from "../../http/errors.js";
+import { holdKeyFirst } from "../../http/idempotency.js";
 import { commitAndRespond, managementOutcome } from "../../http/respond.js";
 import { DateTime, dataEnvelope, errorResponses, IdempotencyHeader, IdParams, ListQuery, listEnvelope, StringEnum } from "../../http/schemas.js";
 import { canonicalJson, sha256Hex } from "../../reporting/canonical-json.js";
@@ -141,6 +142,8 @@ export const exportRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const problem = pagingFilterProblem(kind, raw);
       if (problem) throw new ApiError("VALIDATION_ERROR", problem);
       const filters = withFilterErrors(() => parseReportFilters(kind, raw));
+      // The pending row commits before the answer's transaction: the key is taken before it.
+      if (await holdKeyFirst(req, reply)) return reply;
 
       const snapshot = await snapshotOf(kind, filters);
       const snapshotJson = canonicalJson(snapshot);
