@@ -22,10 +22,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class QueryCounter implements KyselyPlugin {
   count = 0;
   tables: string[] = [];
+  /** Reads of a license by its key hash (authentication and the one-read miss). */
+  keyReads = 0;
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
     const text = JSON.stringify(args.node);
     if (!text.includes('"runtime_changes"')) {
       this.count++;
+      if (args.node.kind === "SelectQueryNode" && text.includes('"key_hash"')) this.keyReads++;
       const m = /"TableNode","table":\{"kind":"SchemableIdentifierNode",.*?"name":"([a-z_]+)"/.exec(text);
       this.tables.push(m?.[1] ?? args.node.kind);
     }
@@ -36,6 +39,7 @@ class QueryCounter implements KyselyPlugin {
   }
   reset(): void {
     this.count = 0;
+    this.keyReads = 0;
     this.tables = [];
   }
 }
@@ -233,6 +237,37 @@ for (const engine of ENGINES) {
       denied(await validate(lic.key, fp), 403, "LICENSE_EXPIRED");
     });
 
+    it("a changed license still authenticates from the cache: writes after writes read no license by key, validate loads it again", async () => {
+      const lic = await issueLicense(h, { max_activations: 3 });
+      const feat = await write({ url: `/api/v1/products/${lic.productId}/features`, body: { code: "meter", name: "Meter" } });
+      ok(await write({ url: `/api/v1/licenses/${lic.licenseId}/features`, body: { feature_id: feat.json.data.id, max_consumptions: 100 } }));
+      ok(await write({ url: "/api/v1/license/activate", licenseKey: lic.key, body: { fingerprint: "stale-fp" } }));
+      await settle();
+      const consume = (event: string) => write({ url: "/api/v1/license/consume", licenseKey: lic.key, body: { fingerprint: "stale-fp", feature_code: "meter", event_id: event } });
+      // the first write after the management writes loads the license (by key) once
+      ok(await consume("s-0"));
+      await settle();
+      for (const event of ["s-1", "s-2"]) {
+        const q = await queriesOf(async () => ok(await consume(event)));
+        assert.equal(counter.keyReads, 0, `${event}: no read of the license by key (${q.tables.join(", ")})`);
+      }
+      await settle(); // the feed's own copies of those changes, so that the load below is not raced
+      // validate is not answered from the stale entry: it loads the license with the new counters
+      const first = await queriesOf(async () => {
+        const r = await validate(lic.key, { fingerprint: "stale-fp" });
+        ok(r);
+        assert.equal(r.json.data.features.find((f: { code: string }) => f.code === "meter").consumed, 3);
+      });
+      assert.equal(counter.keyReads, 1, `validate after writes loads the license (${first.tables.join(", ")})`);
+      const hit = await queriesOf(async () => ok(await validate(lic.key, { fingerprint: "stale-fp" })));
+      assert.equal(hit.n, 0, "and is then answered from the cache");
+      // a suspended license's key still authenticates a write, which is refused under the lock
+      ok(await write({ url: `/api/v1/licenses/${lic.licenseId}/suspend`, body: {} }));
+      await settle();
+      denied(await consume("s-3"), 403, "LICENSE_INACTIVE");
+      denied(await validate(lic.key, { fingerprint: "stale-fp" }), 403, "LICENSE_INACTIVE");
+    });
+
     it("a load that races an invalidation is not stored; the cache is bounded; size 0 turns it off", async () => {
       const lic = await issueLicense(h);
       ok(await validate(lic.key, { fingerprint: "race-fp" }));
@@ -240,12 +275,13 @@ for (const engine of ENGINES) {
       const keyHash = (await h.lk.store.db.selectFrom("licenses").select("key_hash").where("id", "=", lic.licenseId).executeTakeFirstOrThrow()).key_hash;
       const cache = h.lk.runtimeCache;
       cache.invalidateLicense(lic.licenseId);
-      const loading = cache.license(h.lk.store.db, keyHash);
+      const withState = { withState: true };
+      const loading = cache.license(h.lk.store.db, keyHash, withState);
       cache.invalidateLicense(lic.licenseId); // a change lands while the read is in flight
       assert.ok(await loading);
-      const again = await queriesOf(() => cache.license(h.lk.store.db, keyHash));
+      const again = await queriesOf(() => cache.license(h.lk.store.db, keyHash, withState));
       assert.ok(again.n >= 1, "the raced load was not stored");
-      const settled = await queriesOf(() => cache.license(h.lk.store.db, keyHash));
+      const settled = await queriesOf(() => cache.license(h.lk.store.db, keyHash, withState));
       assert.equal(settled.n, 0, "an undisturbed load is stored");
 
       const small = new RuntimeCache(2);
@@ -310,10 +346,10 @@ for (const engine of ENGINES) {
       assert.ok(probe.bytes > withDevice, "a remembered 'no device' adds to it too");
       await probe.features(db, entry);
       assert.equal(probe.size, 1);
-      // dropping the license gives its bytes back
+      // a changed license keeps only its license row (stale, to authenticate): the rest's bytes go back
       probe.invalidateLicense(licenses[0]!.licenseId);
-      assert.equal(probe.size, 0);
-      assert.equal(probe.bytes, 0);
+      assert.equal(probe.size, 1);
+      assert.equal(probe.bytes, licenseOnly);
 
       // a budget of about three licenses holds about three, and keeps the most recently used
       const perLicense = licenseOnly;

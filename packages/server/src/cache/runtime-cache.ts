@@ -10,7 +10,9 @@
 //   and nothing is stored.
 // - Invalidation: every change to licenses, devices, license_features (one license) or to
 //   policies, products, features, product_versions (everything) reaches every process through the
-//   runtime_changes feed / NOTIFY within one second, and this process's own writes right away.
+//   runtime_changes feed / NOTIFY within one second, and this process's own writes right away. A
+//   changed license's entry goes stale: it still authenticates its key, but validate and check
+//   load the license again (invalidateLicense).
 // - Generations: a miss notes the current epoch before it reads; the result is stored only if no
 //   invalidation of that license (or of everything) happened since, so a read that raced a change
 //   can never put old state back.
@@ -70,6 +72,8 @@ export interface CacheEntry extends RuntimeLicense {
   used: boolean;
   /** Every device of the license is in firstDevice/moreDevices (loaded with it): a binding not there has none. */
   devicesComplete: boolean;
+  /** The license changed since it was loaded: the entry only authenticates (see invalidateLicense). */
+  stale: boolean;
 }
 
 // ---- size estimates ---------------------------------------------------------------------------
@@ -222,17 +226,36 @@ export class RuntimeCache {
 
   // ---- invalidation -------------------------------------------------------------------------
 
-  /** Drops one license (its key hash is looked up by id). */
+  /**
+   * One license changed (its key hash is looked up by id). Validate and check must read it again,
+   * but its key still names the same license: a key hash is set once and licenses are never
+   * deleted. So the entry is replaced by a stale one, holding only the license and policy rows as
+   * they were: it authenticates the other runtime routes, which use only the license id and read
+   * what they decide on under the license lock, and the next validate or check loads the license
+   * afresh in its place. A license written to again and again (consumes) is thus read once per
+   * validate, not once per write.
+   */
   invalidateLicense(licenseId: string): void {
     this.#epoch++;
     this.stats.invalidations++;
     if (this.#loading > 0) this.#invalidatedAt.set(licenseId, this.#epoch);
     const key = this.#keyOfLicense.get(licenseId);
-    if (key !== undefined) {
-      const entry = this.#entries.get(key);
-      if (entry) this.#drop(key, entry);
+    if (key === undefined) return;
+    const entry = this.#entries.get(key);
+    if (!entry) {
       this.#keyOfLicense.delete(licenseId);
+      return;
     }
+    if (entry.stale) return;
+    // a new object: requests still holding the old entry keep their snapshot, and what they load
+    // into it is not stored (#held)
+    const stale = newEntry(entry.keyHash, entry.license, entry.policy);
+    stale.stale = true;
+    stale.used = entry.used;
+    stale.bytes = ENTRY_BYTES + rowBytes(stale.license, this.#interned);
+    this.#bytes += stale.bytes - entry.bytes;
+    // the same key keeps its place in the eviction order
+    this.#entries.set(key, stale);
   }
 
   /** Drops everything: a shared row changed, or the feed may have missed changes. */
@@ -278,7 +301,8 @@ export class RuntimeCache {
       return found ? newEntry(found.license.key_hash, found.license, found.policy) : undefined;
     }
     const hit = this.#entries.get(keyHash);
-    if (hit) {
+    // a stale entry authenticates; validate and check (withState) load the license again
+    if (hit && !(hit.stale && opts.withState)) {
       this.stats.hits++;
       if (!hit.used) hit.used = true;
       return hit;
@@ -346,7 +370,7 @@ export class RuntimeCache {
 
   /** The license's device for a binding key (undefined: none), remembered in the entry. */
   async device(q: Q, entry: CacheEntry, bindingKey: string): Promise<RuntimeDevice | undefined> {
-    if (!this.usable()) return findDeviceByBinding(q, entry.license.id, bindingKey);
+    if (!this.usable() || entry.stale) return findDeviceByBinding(q, entry.license.id, bindingKey);
     const known = entry.firstBinding === bindingKey ? entry.firstDevice : entry.moreDevices?.get(bindingKey);
     if (known !== undefined) return known ?? undefined;
     // every device of the license was loaded with it: this binding has none
@@ -389,7 +413,7 @@ export class RuntimeCache {
 
   /** The license's feature assignments (ordered by code), remembered in the entry. */
   async features(q: Q, entry: CacheEntry): Promise<readonly FeatureAssignment[]> {
-    if (!this.usable()) return listFeatureAssignments(q, entry.license.id);
+    if (!this.usable() || entry.stale) return listFeatureAssignments(q, entry.license.id);
     if (entry.features) return entry.features;
     const token = this.#begin();
     try {
@@ -460,6 +484,7 @@ function newEntry(keyHash: string, license: LicenseRow, policy: PolicyRow): Cach
     bytes: 0,
     used: false,
     devicesComplete: false,
+    stale: false,
   };
 }
 

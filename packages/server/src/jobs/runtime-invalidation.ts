@@ -14,7 +14,7 @@
 //   therefore also re-reads rows created in the last OVERLAP_MS (by the database's clock) and
 //   skips those it has already applied.
 // - This process's own writes invalidate at once, before the answer is sent (`afterWrite`): a
-//   runtime write drops its license, a management write catches the feed up (a poll, and on
+//   runtime write makes its license stale, a management write catches the feed up (a poll, and on
 //   PostgreSQL a marker notification sent and awaited, so every notification committed before it
 //   has been handled). Changes are thus often applied twice (locally, then by the feed); that only
 //   costs one more miss.
