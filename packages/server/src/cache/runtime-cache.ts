@@ -252,7 +252,7 @@ export class RuntimeCache {
     const stale = newEntry(entry.keyHash, entry.license, entry.policy);
     stale.stale = true;
     stale.used = entry.used;
-    stale.bytes = ENTRY_BYTES + rowBytes(stale.license, this.#interned);
+    stale.bytes = this.#licenseBytes(stale);
     this.#bytes += stale.bytes - entry.bytes;
     // the same key keeps its place in the eviction order
     this.#entries.set(key, stale);
@@ -333,13 +333,18 @@ export class RuntimeCache {
     }
   }
 
+  /** An entry's bytes with its license row alone (features and devices add theirs as they come). */
+  #licenseBytes(entry: CacheEntry): number {
+    return ENTRY_BYTES + rowBytes(entry.license, this.#interned);
+  }
+
   #store(entry: CacheEntry): void {
     const old = this.#keyOfLicense.get(entry.license.id);
     const oldEntry = old === undefined ? undefined : this.#entries.get(old);
     if (old !== undefined && oldEntry) this.#drop(old, oldEntry);
     const same = this.#entries.get(entry.keyHash);
     if (same) this.#drop(entry.keyHash, same);
-    entry.bytes = ENTRY_BYTES + rowBytes(entry.license, this.#interned);
+    entry.bytes = this.#licenseBytes(entry);
     this.#bytes += entry.bytes;
     this.#entries.set(entry.keyHash, entry);
     this.#keyOfLicense.set(entry.license.id, entry.keyHash);

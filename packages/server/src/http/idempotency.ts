@@ -28,7 +28,7 @@ export interface IdempotencyClaim {
   requestHash: string;
   /** Nothing more to store: the answer is recorded, replayed, refused, or not to be stored. */
   settled: boolean;
-  /** An unfinished record of this request is committed (holdKey): it is completed or deleted. */
+  /** An unfinished record of this request is committed (holdKeyFirst): it is completed or deleted. */
   held: boolean;
 }
 
@@ -199,12 +199,17 @@ async function takeOverRecord(q: Q, id: string, existing: RecordRow, set: { crea
  */
 export async function claimInTransaction(trx: Tx, lk: Services, claim: IdempotencyClaim): Promise<StoredAnswer | undefined> {
   if (claim.held) return undefined;
+  return takeUnfinished(trx, lk, claim);
+}
+
+/** takeKey with an unfinished record (in_progress, blocking for IN_PROGRESS_TTL_MS) through `q`. */
+function takeUnfinished(q: Q, lk: Services, claim: IdempotencyClaim): Promise<StoredAnswer | undefined> {
   return takeKey(
-    trx,
+    q,
     lk,
     claim,
-    (now) => insertRecord.first(trx, claim.id, claim.credentialId, claim.requestHash, "in_progress", null, null, now, now + IN_PROGRESS_TTL_MS),
-    (existing, now) => takeOverRecord(trx, claim.id, existing, { created_at: now, expires_at: now + IN_PROGRESS_TTL_MS }),
+    (now) => insertRecord.first(q, claim.id, claim.credentialId, claim.requestHash, "in_progress", null, null, now, now + IN_PROGRESS_TTL_MS),
+    (existing, now) => takeOverRecord(q, claim.id, existing, { created_at: now, expires_at: now + IN_PROGRESS_TTL_MS }),
   );
 }
 
@@ -228,22 +233,16 @@ const retentionEnd = (lk: Services) => lk.clock.now() + lk.config.idempotencyRet
 export async function settleOutside(lk: Services, claim: IdempotencyClaim, status: number, body: string): Promise<StoredAnswer | undefined> {
   if (claim.settled) return undefined;
   const db = lk.store.db;
-  if (claim.held) {
-    try {
+  // Every way out settles, so the key is never left held in this process.
+  try {
+    if (claim.held) {
       if (isReplayableStatus(status)) await completeRecord.execute(db, claim.id, status, sealAnswer(lk, claim, body), retentionEnd(lk));
       else await db.deleteFrom("idempotency_records").where("id", "=", claim.id).where("state", "=", "in_progress").execute();
-    } finally {
-      settle(lk, claim);
+      return undefined;
     }
-    return undefined;
-  }
-  if (!isReplayableStatus(status)) {
-    settle(lk, claim);
-    return undefined;
-  }
-  const sealed = sealAnswer(lk, claim, body);
-  const expiresAt = retentionEnd(lk);
-  try {
+    if (!isReplayableStatus(status)) return undefined;
+    const sealed = sealAnswer(lk, claim, body);
+    const expiresAt = retentionEnd(lk);
     return await takeKey(
       db,
       lk,
@@ -266,14 +265,7 @@ export async function holdKeyFirst(req: FastifyRequest, reply: FastifyReply): Pr
   const claim = req.idem;
   if (!claim || claim.settled || claim.held) return false;
   const lk = req.server.lk;
-  const db = lk.store.db;
-  const stored = await takeKey(
-    db,
-    lk,
-    claim,
-    (now) => insertRecord.first(db, claim.id, claim.credentialId, claim.requestHash, "in_progress", null, null, now, now + IN_PROGRESS_TTL_MS),
-    (existing, now) => takeOverRecord(db, claim.id, existing, { created_at: now, expires_at: now + IN_PROGRESS_TTL_MS }),
-  );
+  const stored = await takeUnfinished(lk.store.db, lk, claim);
   if (!stored) {
     claim.held = true;
     return false;
@@ -358,7 +350,6 @@ async function settleSent(req: FastifyRequest, reply: FastifyReply, c: Idempoten
     reply.code(stored.status);
     return stored.body;
   } catch (err) {
-    settle(lk, c);
     if (err instanceof ApiError) {
       req.errorCode = err.code;
       reply.code(err.status);
