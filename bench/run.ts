@@ -9,7 +9,8 @@
 //   npm run bench -- --workers 2                   `serve --workers 2`
 //   npm run bench -- --only validate --profile      server under --cpu-prof; summary via bench/profile-summary.ts
 // Other flags: --duration <s>, --connections <n>, --engines sqlite,postgres, --label <text>, --no-warm
-// (skip the unrecorded pass over every key that precedes validate and check).
+// (skip the unrecorded pass over every key that precedes validate and check), --floor (also load the
+// baseline's handler as a Fastify route), --server-node-args=<flags> (node flags for the server only).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -39,6 +40,10 @@ const { values: opts } = parseArgs({
     // One unrecorded pass over every license key before the validate/check runs, so they measure the
     // steady state (each key's state cached) rather than the first, all-miss pass. --no-warm skips it.
     warm: { type: "boolean", default: true },
+    // A second baseline row: the same handler as a Fastify route (bench/baseline.ts, BASELINE_FRAMEWORK=fastify).
+    floor: { type: "boolean", default: false },
+    // Extra node flags for the server process only, e.g. --server-node-args=--max-semi-space-size=32.
+    "server-node-args": { type: "string", default: "" },
   },
   allowNegative: true,
 });
@@ -381,8 +386,9 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
     // the bare baseline, same tool and settings
     const keysFile = path.join(dataDir, "keys.tsv");
     fs.writeFileSync(keysFile, seeded.licenses.map((l) => `${l.key}\t${l.id}\t${l.deviceId}\t${l.fingerprint}\n`).join(""));
+    const baseEnv = { ...process.env, BASELINE_PORT: String(BASELINE_PORT), BASELINE_MASTER_KEY: MASTER_KEY, BASELINE_KEYS_FILE: keysFile, BASELINE_EXPIRES_AT: String(seeded.expiresAt) };
     const base = spawn(process.execPath, ["--import", "tsx", path.join(root, "bench/baseline.ts")], {
-      env: { ...process.env, BASELINE_PORT: String(BASELINE_PORT), BASELINE_MASTER_KEY: MASTER_KEY, BASELINE_KEYS_FILE: keysFile, BASELINE_EXPIRES_AT: String(seeded.expiresAt) },
+      env: baseEnv,
       stdio: ["ignore", "ignore", "inherit"],
     });
     children.push(base);
@@ -400,9 +406,23 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
     const baseline = { engine, workers: WORKERS ?? 1, licenses: LICENSES, ...(await load(BASELINE_PORT, baseSc, undefined, base.pid)) };
     rows.push(baseline);
     await stop(base);
+    if (opts.floor) {
+      const floor = spawn(process.execPath, ["--import", "tsx", path.join(root, "bench/baseline.ts")], {
+        env: { ...baseEnv, BASELINE_FRAMEWORK: "fastify" },
+        stdio: ["ignore", "ignore", "inherit"],
+      });
+      children.push(floor);
+      await waitBaseline(floor);
+      const floorSc = { ...baseSc, name: "baseline handler in Fastify" };
+      await smoke(BASELINE_PORT, floorSc);
+      log(`[${engine}] load: ${floorSc.name}`);
+      const r = await load(BASELINE_PORT, floorSc, undefined, floor.pid);
+      rows.push({ engine, workers: WORKERS ?? 1, licenses: LICENSES, ...r, ratio: round(r.rps / baseline.rps), p99Ratio: round(r.p99 / Math.max(1, baseline.p99)) });
+      await stop(floor);
+    }
 
     // the server, the README way
-    const nodeArgs = opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${path.join(root, "bench/results/profiles")}`] : [];
+    const nodeArgs = [...opts["server-node-args"].split(" ").filter(Boolean), ...(opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${path.join(root, "bench/results/profiles")}`] : [])];
     const serveArgs = WORKERS !== undefined ? ["serve", "--workers", String(WORKERS)] : ["serve"];
     const server = spawn(process.execPath, [...nodeArgs, cli, ...serveArgs], { env, stdio: ["ignore", "inherit", "inherit"] });
     children.push(server);
@@ -528,7 +548,7 @@ async function main(): Promise<void> {
     cpu_count: os.cpus().length,
     memory_gb: Math.round(os.totalmem() / 2 ** 30),
     loadavg_at_start: os.loadavg().map(round),
-    settings: { licenses: LICENSES, duration_s: DURATION, connections: CONNECTIONS, workers: WORKERS ?? 1, engines: ENGINES, only: opts.only ?? null, profile: opts.profile, warm: opts.warm },
+    settings: { licenses: LICENSES, duration_s: DURATION, connections: CONNECTIONS, workers: WORKERS ?? 1, engines: ENGINES, only: opts.only ?? null, profile: opts.profile, warm: opts.warm, floor: opts.floor, server_node_args: opts["server-node-args"] || null },
     tool: "autocannon 9, in the bench process; server and baseline are separate processes",
   };
   const rows: Row[] = [];

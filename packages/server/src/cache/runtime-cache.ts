@@ -373,13 +373,23 @@ export class RuntimeCache {
     }
   }
 
+  /**
+   * What the entry already knows of a binding key's device, without waiting: the device, null (the
+   * license has none with that binding), or undefined (not known: `device` reads it).
+   */
+  knownDevice(entry: CacheEntry, bindingKey: string): RuntimeDevice | null | undefined {
+    if (!this.usable() || entry.stale) return undefined;
+    const known = entry.firstBinding === bindingKey ? entry.firstDevice : entry.moreDevices?.get(bindingKey);
+    if (known !== undefined) return known;
+    // every device of the license was loaded with it: this binding has none
+    return entry.devicesComplete ? null : undefined;
+  }
+
   /** The license's device for a binding key (undefined: none), remembered in the entry. */
   async device(q: Q, entry: CacheEntry, bindingKey: string): Promise<RuntimeDevice | undefined> {
-    if (!this.usable() || entry.stale) return findDeviceByBinding(q, entry.license.id, bindingKey);
-    const known = entry.firstBinding === bindingKey ? entry.firstDevice : entry.moreDevices?.get(bindingKey);
+    const known = this.knownDevice(entry, bindingKey);
     if (known !== undefined) return known ?? undefined;
-    // every device of the license was loaded with it: this binding has none
-    if (entry.devicesComplete) return undefined;
+    if (!this.usable() || entry.stale) return findDeviceByBinding(q, entry.license.id, bindingKey);
     const token = this.#begin();
     try {
       const row = await findDeviceByBinding(q, entry.license.id, bindingKey);
@@ -416,10 +426,16 @@ export class RuntimeCache {
     return device;
   }
 
+  /** The entry's feature assignments when it holds them (undefined: `features` reads them). */
+  knownFeatures(entry: CacheEntry): readonly FeatureAssignment[] | undefined {
+    return this.usable() && !entry.stale ? (entry.features ?? undefined) : undefined;
+  }
+
   /** The license's feature assignments (ordered by code), remembered in the entry. */
   async features(q: Q, entry: CacheEntry): Promise<readonly FeatureAssignment[]> {
+    const known = this.knownFeatures(entry);
+    if (known) return known;
     if (!this.usable() || entry.stale) return listFeatureAssignments(q, entry.license.id);
-    if (entry.features) return entry.features;
     const token = this.#begin();
     try {
       const rows = await listFeatureAssignments(q, entry.license.id);
@@ -435,6 +451,13 @@ export class RuntimeCache {
     entry.features = frozen;
     this.#grow(entry, frozen.reduce((n, r) => n + rowBytes(r, this.#interned), OBJECT_BYTES + 8 * frozen.length));
     return frozen;
+  }
+
+  /** Version facts from the product's catalogue when it is cached and small enough to hold (else undefined). */
+  knownVersionFacts(productId: string, appVersion: string | undefined): VersionCatalogFacts | undefined {
+    if (!this.usable()) return undefined;
+    const catalogue = this.#catalogues.get(productId);
+    return catalogue ? catalogueFacts(catalogue, appVersion) : undefined;
   }
 
   /** What version gating needs about `appVersion` of a product, from its cached catalogue. */
@@ -457,12 +480,16 @@ export class RuntimeCache {
       }
     }
     if (catalogue === null) return findVersionCatalogFacts(q, productId, appVersion);
-    const releasedAt = appVersion === undefined ? undefined : catalogue.get(appVersion);
-    return {
-      catalogue: catalogue.size > 0,
-      release: releasedAt !== undefined && appVersion !== undefined ? { version: appVersion, released_at: releasedAt } : null,
-    };
+    return catalogueFacts(catalogue, appVersion);
   }
+}
+
+function catalogueFacts(catalogue: ReadonlyMap<string, number>, appVersion: string | undefined): VersionCatalogFacts {
+  const releasedAt = appVersion === undefined ? undefined : catalogue.get(appVersion);
+  return {
+    catalogue: catalogue.size > 0,
+    release: releasedAt !== undefined && appVersion !== undefined ? { version: appVersion, released_at: releasedAt } : null,
+  };
 }
 
 /** The cache entry behind each authenticated runtime request (set by runtimeAuth). */

@@ -1,6 +1,6 @@
 // The signed entitlement `data` of activate / validate / check / consume (RuntimeEntitlementResponseData).
 // Key order follows the contract schema; the bytes signed are JSON.stringify of this object.
-import { MINUTE_MS } from "../clock.js";
+import { isoTime, MINUTE_MS } from "../clock.js";
 import type { VersionJudgement } from "./version-eligibility.js";
 
 export interface FeatureEntitlement {
@@ -62,13 +62,12 @@ export function assignmentActive(a: Pick<FeatureAssignment, "enabled" | "expires
  * or past its expires_at; quota and remaining appear only when the assignment has a quota.
  */
 export function featureEntitlement(a: FeatureAssignment, now: number): FeatureEntitlement {
-  return {
-    code: a.code,
-    enabled: assignmentActive(a, now),
-    ...(a.max_consumptions !== null ? { quota: a.max_consumptions } : {}),
-    consumed: a.total_consumptions,
-    ...(a.max_consumptions !== null ? { remaining: Math.max(a.max_consumptions - a.total_consumptions, 0) } : {}),
-  };
+  // Built in key order without spreads (this runs for every feature of every runtime answer).
+  const f: FeatureEntitlement = { code: a.code, enabled: assignmentActive(a, now) };
+  if (a.max_consumptions !== null) f.quota = a.max_consumptions;
+  f.consumed = a.total_consumptions;
+  if (a.max_consumptions !== null) f.remaining = Math.max(a.max_consumptions - a.total_consumptions, 0);
+  return f;
 }
 
 /** The entitlement's `version_eligibility`, present when the request named an app_version. */
@@ -78,23 +77,24 @@ export function versionEligibilityView(v: VersionJudgement): VersionEligibility 
     app_version: v.appVersion,
     is_entitled: v.entitled,
     enforced: v.enforced,
-    ...(v.releasedAt !== undefined ? { released_at: new Date(v.releasedAt).toISOString() } : {}),
-    ...(v.eligibleThrough !== undefined ? { eligible_through: new Date(v.eligibleThrough).toISOString() } : {}),
+    ...(v.releasedAt !== undefined ? { released_at: isoTime(v.releasedAt) } : {}),
+    ...(v.eligibleThrough !== undefined ? { eligible_through: isoTime(v.eligibleThrough) } : {}),
   };
 }
 
 export function entitlementData(e: EntitlementInput): EntitlementData {
-  const data: EntitlementData = {
+  const data = {
     license_id: e.license.id,
     status: e.status,
     license_type: e.policy.license_type,
     entitlement_version: e.license.entitlement_version,
-    issued_at: new Date(e.now).toISOString(),
-    next_check_at: new Date(e.now + e.policy.validation_interval_minutes * MINUTE_MS).toISOString(),
-    ...(e.license.expires_at !== null ? { expires_at: new Date(e.license.expires_at).toISOString() } : {}),
-    device_id: e.deviceId,
-    features: e.features,
-  };
+    issued_at: isoTime(e.now),
+    next_check_at: isoTime(e.now + e.policy.validation_interval_minutes * MINUTE_MS),
+  } as EntitlementData;
+  // the optional expires_at sits between next_check_at and device_id in the contract's key order
+  if (e.license.expires_at !== null) data.expires_at = isoTime(e.license.expires_at);
+  data.device_id = e.deviceId;
+  data.features = e.features;
   const version = versionEligibilityView(e.version);
   if (version) data.version_eligibility = version;
   return data;

@@ -1,6 +1,7 @@
 // Response envelopes. Runtime bodies are assembled as text around the exact bytes that were signed,
 // so `JSON.stringify(JSON.parse(body).data)` reproduces the signed bytes (what the official SDK verifies).
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { isoTime } from "../clock.js";
 import type { Signature } from "../crypto/signing-keys.js";
 import { type ApiError, errorBody } from "./errors.js";
 
@@ -13,7 +14,7 @@ export interface ResponseMeta {
 }
 
 export function responseMeta(req: FastifyRequest): ResponseMeta {
-  return { request_id: req.id, timestamp: new Date(req.server.lk.clock.now()).toISOString() };
+  return { request_id: req.id, timestamp: isoTime(req.server.lk.clock.now()) };
 }
 
 export function isRuntimePath(url: string): boolean {

@@ -2,10 +2,10 @@
 // device, judge the app_version, decide. And the entitlement every runtime answer carries.
 import type { FastifyRequest } from "fastify";
 import { type RuntimeDevice, runtimeEntryOf } from "../../cache/runtime-cache.js";
-import { type BindingRequest, normalizeBinding } from "../../domain/binding.js";
+import { type Binding, type BindingRequest, normalizeBinding } from "../../domain/binding.js";
 import { type EntitlementData, entitlementData, type FeatureAssignment, featureEntitlement } from "../../domain/entitlement.js";
-import { decide, type RuntimeOperation } from "../../domain/runtime-engine.js";
-import { judgeVersion, type VersionJudgement } from "../../domain/version-eligibility.js";
+import { type Decision, decide, type RuntimeOperation } from "../../domain/runtime-engine.js";
+import { judgeVersion, type VersionCatalogFacts, type VersionJudgement } from "../../domain/version-eligibility.js";
 import { markReadOnly } from "../../jobs/runtime-invalidation.js";
 import type { BindResult } from "../../store/bindings.js";
 import type { Q } from "../../store/db.js";
@@ -17,34 +17,59 @@ import type { LicenseRow, PolicyRow } from "../../store/schema.js";
 /**
  * `cached` (validate and check only): the device and the product's version catalogue come from the
  * runtime cache (cache/runtime-cache.ts), which reads the database only on a miss, and the request
- * is marked read-only so that answering it invalidates nothing.
+ * is marked read-only so that answering it invalidates nothing. When the cache already holds both,
+ * the decision is returned as it is, not as a promise (validate and check run at the rate of the
+ * whole service; each promise on their path is paid on every request).
  */
-export async function decideReadOnly(req: FastifyRequest, op: RuntimeOperation, opts: { cached?: boolean } = {}) {
+export function decideReadOnly(req: FastifyRequest, op: RuntimeOperation, opts: { cached?: boolean } = {}): ReadOnlyDecision | Promise<ReadOnlyDecision> {
   const binding = normalizeBinding(req.body as BindingRequest);
-  const { license, policy } = req.runtime!;
   const lk = req.server.lk;
-  const now = lk.clock.now();
   const entry = opts.cached ? runtimeEntryOf(req) : undefined;
-  let device: RuntimeDevice | undefined;
-  let version: VersionJudgement;
-  if (entry) {
-    markReadOnly(req);
-    const appVersion = binding.request.app_version;
-    const [found, facts] = await Promise.all([
-      lk.runtimeCache.device(lk.store.db, entry, binding.key),
-      lk.runtimeCache.versionFacts(lk.store.db, license.product_id, appVersion),
-    ]);
-    device = found;
-    version = judgeVersion({ appVersion, licenseType: policy.license_type, license, facts });
-  } else {
-    [device, version] = await Promise.all([
-      findDeviceByBinding(lk.store.db, license.id, binding.key),
-      loadVersionJudgement(lk.store.db, license, policy, binding.request.app_version),
-    ]);
-  }
+  if (!entry) return decideFromDatabase(req, op, binding);
+  markReadOnly(req);
+  const { license } = req.runtime!;
+  const appVersion = binding.request.app_version;
+  const cache = lk.runtimeCache;
+  const device = cache.knownDevice(entry, binding.key);
+  const facts = cache.knownVersionFacts(license.product_id, appVersion);
+  if (device !== undefined && facts !== undefined) return decideWithFacts(req, op, binding, device ?? undefined, facts);
+  return Promise.all([cache.device(lk.store.db, entry, binding.key), cache.versionFacts(lk.store.db, license.product_id, appVersion)]).then(([d, f]) =>
+    decideWithFacts(req, op, binding, d, f),
+  );
+}
+
+export interface ReadOnlyDecision {
+  binding: Binding;
+  license: LicenseRow;
+  policy: PolicyRow;
+  device: RuntimeDevice | undefined;
+  decision: Decision;
+  now: number;
+  version: VersionJudgement;
+}
+
+async function decideFromDatabase(req: FastifyRequest, op: RuntimeOperation, binding: Binding): Promise<ReadOnlyDecision> {
+  const { license, policy } = req.runtime!;
+  const db = req.server.lk.store.db;
+  const [device, version] = await Promise.all([
+    findDeviceByBinding(db, license.id, binding.key),
+    loadVersionJudgement(db, license, policy, binding.request.app_version),
+  ]);
+  return decideWithVersion(req, op, binding, device, version);
+}
+
+function decideWithFacts(req: FastifyRequest, op: RuntimeOperation, binding: Binding, device: RuntimeDevice | undefined, facts: VersionCatalogFacts): ReadOnlyDecision {
+  const { license, policy } = req.runtime!;
+  const version = judgeVersion({ appVersion: binding.request.app_version, licenseType: policy.license_type, license, facts });
+  return decideWithVersion(req, op, binding, device, version);
+}
+
+function decideWithVersion(req: FastifyRequest, op: RuntimeOperation, binding: Binding, device: RuntimeDevice | undefined, version: VersionJudgement): ReadOnlyDecision {
+  const { license, policy } = req.runtime!;
+  const now = req.server.lk.clock.now();
   // Container caps only matter when binding anew, which is decided again under the license lock.
-  const decision = decide({ op, now, license, policy, binding, device: device ?? null, activeContainerCount: 0, version });
-  return { binding, license, policy, device, decision, now, version };
+  const d = decide({ op, now, license, policy, binding, device: device ?? null, activeContainerCount: 0, version });
+  return { binding, license, policy, device, decision: d, now, version };
 }
 
 export interface EntitlementSource {
@@ -73,13 +98,16 @@ export async function entitlementFor(q: Q, s: EntitlementSource): Promise<Entitl
 
 /**
  * The entitlement of a read-only validate/check: the feature assignments come from the runtime
- * cache entry of the request when there is one (read once per license), else from the database.
+ * cache entry of the request when there is one (read once per license), else from the database;
+ * not a promise when the entry holds them.
  */
-export async function readOnlyEntitlement(req: FastifyRequest, s: EntitlementSource): Promise<EntitlementData> {
+export function readOnlyEntitlement(req: FastifyRequest, s: EntitlementSource): EntitlementData | Promise<EntitlementData> {
   const lk = req.server.lk;
   const entry = runtimeEntryOf(req);
   if (!entry) return entitlementFor(lk.store.db, s);
-  return entitlementWith(s, await lk.runtimeCache.features(lk.store.db, entry));
+  const known = lk.runtimeCache.knownFeatures(entry);
+  if (known) return entitlementWith(s, known);
+  return lk.runtimeCache.features(lk.store.db, entry).then((features) => entitlementWith(s, features));
 }
 
 /** What an allowed bindDevice's answer is built from. */
