@@ -387,11 +387,12 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
     const keysFile = path.join(dataDir, "keys.tsv");
     fs.writeFileSync(keysFile, seeded.licenses.map((l) => `${l.key}\t${l.id}\t${l.deviceId}\t${l.fingerprint}\n`).join(""));
     const baseEnv = { ...process.env, BASELINE_PORT: String(BASELINE_PORT), BASELINE_MASTER_KEY: MASTER_KEY, BASELINE_KEYS_FILE: keysFile, BASELINE_EXPIRES_AT: String(seeded.expiresAt) };
-    const base = spawn(process.execPath, ["--import", "tsx", path.join(root, "bench/baseline.ts")], {
-      env: baseEnv,
-      stdio: ["ignore", "ignore", "inherit"],
-    });
-    children.push(base);
+    const spawnBaseline = (extra: Record<string, string> = {}) => {
+      const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "bench/baseline.ts")], { env: { ...baseEnv, ...extra }, stdio: ["ignore", "ignore", "inherit"] });
+      children.push(child);
+      return child;
+    };
+    const base = spawnBaseline();
     await waitBaseline(base);
     const baseSc: Scenario = {
       name: "baseline (node:http)",
@@ -407,11 +408,7 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
     rows.push(baseline);
     await stop(base);
     if (opts.floor) {
-      const floor = spawn(process.execPath, ["--import", "tsx", path.join(root, "bench/baseline.ts")], {
-        env: { ...baseEnv, BASELINE_FRAMEWORK: "fastify" },
-        stdio: ["ignore", "ignore", "inherit"],
-      });
-      children.push(floor);
+      const floor = spawnBaseline({ BASELINE_FRAMEWORK: "fastify" });
       await waitBaseline(floor);
       const floorSc = { ...baseSc, name: "baseline handler in Fastify" };
       await smoke(BASELINE_PORT, floorSc);
