@@ -11,6 +11,11 @@
 // Other flags: --duration <s>, --connections <n>, --engines sqlite,postgres, --label <text>, --no-warm
 // (skip the unrecorded pass over every key that precedes validate and check), --floor (also load the
 // baseline's handler as a Fastify route), --server-node-args=<flags> (node flags for the server only).
+//   npm run bench -- --instructions --only validate,check   instructions per request under callgrind
+// --instructions runs the baseline and the server under valgrind's callgrind and counts the
+// instructions each executes per request (a fixed number of requests between a zeroing and a dump
+// of the counters, after a warm-up): a figure that does not move with the machine's load, for
+// comparing two versions of the code on a machine whose req/s are noisy.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -31,7 +36,7 @@ const { values: opts } = parseArgs({
   options: {
     licenses: { type: "string", default: "10000" },
     duration: { type: "string", default: "10" },
-    connections: { type: "string", default: "64" },
+    connections: { type: "string" },
     workers: { type: "string" },
     engines: { type: "string" },
     only: { type: "string" },
@@ -44,12 +49,20 @@ const { values: opts } = parseArgs({
     floor: { type: "boolean", default: false },
     // Extra node flags for the server process only, e.g. --server-node-args=--max-semi-space-size=32.
     "server-node-args": { type: "string", default: "" },
+    // Instructions per request under callgrind instead of req/s (see the header).
+    instructions: { type: "boolean", default: false },
+    "instr-requests": { type: "string", default: "2000" },
+    "instr-rounds": { type: "string", default: "3" },
+    "instr-warm": { type: "string", default: "3000" },
   },
   allowNegative: true,
 });
 const LICENSES = Number(opts.licenses);
 const DURATION = Number(opts.duration);
-const CONNECTIONS = Number(opts.connections);
+const INSTRUCTIONS = opts.instructions;
+// Under callgrind every request takes ~50 times longer: fewer connections keep latencies far below
+// autocannon's timeout.
+const CONNECTIONS = Number(opts.connections ?? (INSTRUCTIONS ? 8 : 64));
 const WORKERS = opts.workers === undefined ? undefined : Number(opts.workers);
 const PG_URL = process.env.LICENSEKIT_BENCH_PG_URL;
 const ENGINES = (opts.engines ?? (PG_URL ? "sqlite,postgres" : "sqlite")).split(",") as ("sqlite" | "postgres")[];
@@ -101,7 +114,7 @@ function buildIfNeeded(): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitReady(url: string, child: ChildProcess, timeoutMs = 120_000): Promise<void> {
+async function waitReady(url: string, child: ChildProcess, timeoutMs = INSTRUCTIONS ? 600_000 : 120_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
@@ -160,6 +173,11 @@ interface Row {
   p99Ratio?: number;
   /** CPU time of the serving process tree (server and its workers, or the baseline) per request, µs; Linux only. */
   cpuUsPerReq?: number;
+  /** --instructions: instructions the serving process executed per request, one figure per round, and their median. */
+  instructions?: { perRound: number[]; median: number; min: number };
+  instrRatio?: number;
+  /** The same for the smallest round of each (a round with a major garbage collection or a JIT pass in it counts more). */
+  instrMinRatio?: number;
   /** One serving process only: the share of the run's license lookups the runtime cache answered, and its fill and the process's RSS at the end. */
   cache?: { hitShare: number; licenses: number; estimatedMb: number; rssMb: number | null };
 }
@@ -294,8 +312,9 @@ function treeCpuTicks(rootPid: number | undefined): number | null {
   return ticks;
 }
 
-async function load(port: number, sc: Scenario, amount?: number, servingPid?: number): Promise<Omit<Row, "engine" | "workers" | "licenses">> {
-  let n = 0;
+/** `first`: the index of the first request's body (scenarios with unique keys continue where a previous load stopped). */
+async function load(port: number, sc: Scenario, amount?: number, servingPid?: number, first = 0): Promise<Omit<Row, "engine" | "workers" | "licenses">> {
+  let n = first;
   const cpuBefore = treeCpuTicks(servingPid);
   const result = await autocannon({
     url: `http://127.0.0.1:${port}`,
@@ -335,6 +354,70 @@ async function load(port: number, sc: Scenario, amount?: number, servingPid?: nu
       ? { cpuUsPerReq: Math.round((((treeCpuTicks(servingPid) ?? cpuBefore) - cpuBefore) * 1e6) / CLOCK_TICKS / result.requests.total) }
       : {}),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// instructions per request (--instructions): the serving process runs under valgrind's callgrind;
+// after a warm-up, each round zeroes its counters (`callgrind_control -z`), sends a fixed number of
+// requests and dumps the counters (`callgrind_control -d`); the dump's total over the number of
+// requests is the round's figure. Every thread of the process counts (libuv's pool, V8's compiler
+// and GC helpers, the checkpoint thread).
+
+/** Starts `node <args>`, under callgrind with --instructions (its dumps go to outDir). */
+function launch(args: string[], env: NodeJS.ProcessEnv, stdio: "inherit" | "ignore", outDir: string): ChildProcess {
+  if (!INSTRUCTIONS) return spawn(process.execPath, args, { env, stdio: ["ignore", stdio, "inherit"] });
+  const vg = ["--tool=callgrind", "--quiet", `--callgrind-out-file=${path.join(outDir, "callgrind.%p")}`];
+  return spawn("valgrind", [...vg, process.execPath, ...args], { env, stdio: ["ignore", stdio, "inherit"] });
+}
+
+function callgrindControl(pid: number, command: "-z" | "-d"): void {
+  const r = spawnSync("callgrind_control", [command, String(pid)], { encoding: "utf8" });
+  if (r.status !== 0 || !/OK/.test(r.stdout)) throw new Error(`callgrind_control ${command} ${pid} failed: ${r.stdout}${r.stderr}`);
+}
+
+/** The total instruction count of the newest dump of process `pid`. */
+async function lastDumpTotal(outDir: string, pid: number, dumpsBefore: number): Promise<{ total: number; dumps: number }> {
+  const prefix = `callgrind.${pid}.`;
+  const until = Date.now() + 60_000;
+  while (Date.now() < until) {
+    const parts = fs.readdirSync(outDir).filter((f) => f.startsWith(prefix)).map((f) => Number(f.slice(prefix.length)));
+    if (parts.length > dumpsBefore) {
+      const text = fs.readFileSync(path.join(outDir, `${prefix}${Math.max(...parts)}`), "utf8");
+      const m = /^summary: (\d+)/m.exec(text);
+      if (m) return { total: Number(m[1]), dumps: parts.length };
+    }
+    await sleep(200);
+  }
+  throw new Error(`no callgrind dump from ${pid}`);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Instructions per request of `sc` on the process `pid` (under callgrind), after a warm-up. */
+async function countInstructions(port: number, sc: Scenario, pid: number, outDir: string): Promise<Omit<Row, "engine" | "workers" | "licenses">> {
+  const perRequest = Number(opts["instr-requests"]);
+  let at = Number(opts["instr-warm"]);
+  await load(port, sc, at, undefined, 0);
+  const perRound: number[] = [];
+  let last: Omit<Row, "engine" | "workers" | "licenses"> | null = null;
+  let dumps = 0;
+  for (let r = 0; r < Number(opts["instr-rounds"]); r++) {
+    callgrindControl(pid, "-z");
+    last = await load(port, sc, perRequest, undefined, at);
+    at += perRequest;
+    callgrindControl(pid, "-d");
+    const d = await lastDumpTotal(outDir, pid, dumps);
+    dumps = d.dumps;
+    if (last.total !== perRequest || last.errors + last.timeouts > 0) throw new Error(`${sc.name}: ${last.total} of ${perRequest} requests answered, ${last.errors} errors, ${last.timeouts} timeouts`);
+    perRound.push(Math.round(d.total / perRequest));
+    log(`  ${sc.name}: round ${r + 1}: ${perRound.at(-1)!.toLocaleString("en")} instructions per request`);
+  }
+  return { ...last!, instructions: { perRound, median: median(perRound), min: Math.min(...perRound) } };
+}
+
+/** The figures of one scenario: req/s under load, or instructions per request with --instructions. */
+function measure(port: number, sc: Scenario, pid: number | undefined, outDir: string): Promise<Omit<Row, "engine" | "workers" | "licenses">> {
+  return INSTRUCTIONS ? countInstructions(port, sc, pid!, outDir) : load(port, sc, undefined, pid);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -388,7 +471,7 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
     fs.writeFileSync(keysFile, seeded.licenses.map((l) => `${l.key}\t${l.id}\t${l.deviceId}\t${l.fingerprint}\n`).join(""));
     const baseEnv = { ...process.env, BASELINE_PORT: String(BASELINE_PORT), BASELINE_MASTER_KEY: MASTER_KEY, BASELINE_KEYS_FILE: keysFile, BASELINE_EXPIRES_AT: String(seeded.expiresAt) };
     const spawnBaseline = (extra: Record<string, string> = {}) => {
-      const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "bench/baseline.ts")], { env: { ...baseEnv, ...extra }, stdio: ["ignore", "ignore", "inherit"] });
+      const child = launch(["--import", "tsx", path.join(root, "bench/baseline.ts")], { ...baseEnv, ...extra }, "ignore", dataDir);
       children.push(child);
       return child;
     };
@@ -404,7 +487,7 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
     };
     await smoke(BASELINE_PORT, baseSc);
     log(`[${engine}] load: ${baseSc.name}`);
-    const baseline = { engine, workers: WORKERS ?? 1, licenses: LICENSES, ...(await load(BASELINE_PORT, baseSc, undefined, base.pid)) };
+    const baseline = { engine, workers: WORKERS ?? 1, licenses: LICENSES, ...(await measure(BASELINE_PORT, baseSc, base.pid, dataDir)) };
     rows.push(baseline);
     await stop(base);
     if (opts.floor) {
@@ -413,15 +496,15 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
       const floorSc = { ...baseSc, name: "baseline handler in Fastify" };
       await smoke(BASELINE_PORT, floorSc);
       log(`[${engine}] load: ${floorSc.name}`);
-      const r = await load(BASELINE_PORT, floorSc, undefined, floor.pid);
-      rows.push({ engine, workers: WORKERS ?? 1, licenses: LICENSES, ...r, ratio: round(r.rps / baseline.rps), p99Ratio: round(r.p99 / Math.max(1, baseline.p99)) });
+      const r = await measure(BASELINE_PORT, floorSc, floor.pid, dataDir);
+      rows.push({ engine, workers: WORKERS ?? 1, licenses: LICENSES, ...r, ...ratios(r, baseline) });
       await stop(floor);
     }
 
     // the server, the README way
     const nodeArgs = [...opts["server-node-args"].split(" ").filter(Boolean), ...(opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${path.join(root, "bench/results/profiles")}`] : [])];
     const serveArgs = WORKERS !== undefined ? ["serve", "--workers", String(WORKERS)] : ["serve"];
-    const server = spawn(process.execPath, [...nodeArgs, cli, ...serveArgs], { env, stdio: ["ignore", "inherit", "inherit"] });
+    const server = launch([...nodeArgs, cli, ...serveArgs], env, "inherit", dataDir);
     children.push(server);
     await waitReady(`http://127.0.0.1:${SERVER_PORT}/readyz`, server);
     for (const sc of scenarios(seeded, `${engine}${WORKERS ?? 1}`)) {
@@ -434,7 +517,7 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
       log(`[${engine}] load: ${sc.name}`);
       const single = (WORKERS ?? 1) === 1;
       const cacheBefore = single ? await cacheStats() : null;
-      const r = await load(SERVER_PORT, sc, undefined, server.pid);
+      const r = await measure(SERVER_PORT, sc, server.pid, dataDir);
       const cacheAfter = single ? await cacheStats() : null;
       const lookups = cacheBefore && cacheAfter ? cacheAfter.hit + cacheAfter.miss - cacheBefore.hit - cacheBefore.miss : 0;
       rows.push({
@@ -452,8 +535,7 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
               },
             }
           : {}),
-        ratio: round(r.rps / baseline.rps),
-        p99Ratio: round(r.p99 / Math.max(1, baseline.p99)),
+        ...ratios(r, baseline),
       });
     }
     await stop(server);
@@ -493,7 +575,7 @@ function rssMb(pid: number | undefined): number | null {
 }
 
 async function waitBaseline(child: ChildProcess): Promise<void> {
-  const until = Date.now() + 120_000;
+  const until = Date.now() + (INSTRUCTIONS ? 600_000 : 120_000);
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`baseline exited with ${child.exitCode}`);
     try {
@@ -507,6 +589,30 @@ async function waitBaseline(child: ChildProcess): Promise<void> {
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;
+
+function ratios(r: Pick<Row, "rps" | "p99" | "instructions">, baseline: Pick<Row, "rps" | "p99" | "instructions">): Pick<Row, "ratio" | "p99Ratio" | "instrRatio" | "instrMinRatio"> {
+  return {
+    ratio: round(r.rps / baseline.rps),
+    p99Ratio: round(r.p99 / Math.max(1, baseline.p99)),
+    ...(r.instructions && baseline.instructions
+      ? { instrRatio: round(r.instructions.median / baseline.instructions.median), instrMinRatio: round(r.instructions.min / baseline.instructions.min) }
+      : {}),
+  };
+}
+
+function instructionTable(rows: Row[]): string {
+  const lines = [
+    "| engine | licenses | endpoint | instructions per request (median) | smallest round | rounds | ratio to baseline (median) | ratio (smallest) |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  for (const r of rows) {
+    if (!r.instructions) continue;
+    const rounds = r.instructions.perRound.map((x) => x.toLocaleString("en")).join(", ");
+    const cells = [r.engine, r.licenses.toLocaleString("en"), r.endpoint, r.instructions.median.toLocaleString("en"), r.instructions.min.toLocaleString("en"), rounds];
+    lines.push(`| ${cells.join(" | ")} | ${(r.instrRatio ?? 1).toFixed(2)} | ${(r.instrMinRatio ?? 1).toFixed(2)} |`);
+  }
+  return lines.join("\n");
+}
 
 function table(rows: Row[]): string {
   const head = ["engine", "workers", "licenses", "endpoint", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx", "ratio", "p99 ratio", "CPU µs/req", "cache hits", "RSS MB"];
@@ -545,15 +651,17 @@ async function main(): Promise<void> {
     cpu_count: os.cpus().length,
     memory_gb: Math.round(os.totalmem() / 2 ** 30),
     loadavg_at_start: os.loadavg().map(round),
-    settings: { licenses: LICENSES, duration_s: DURATION, connections: CONNECTIONS, workers: WORKERS ?? 1, engines: ENGINES, only: opts.only ?? null, profile: opts.profile, warm: opts.warm, floor: opts.floor, server_node_args: opts["server-node-args"] || null },
-    tool: "autocannon 9, in the bench process; server and baseline are separate processes",
+    settings: { licenses: LICENSES, duration_s: DURATION, connections: CONNECTIONS, workers: WORKERS ?? 1, engines: ENGINES, only: opts.only ?? null, profile: opts.profile, warm: opts.warm, floor: opts.floor, server_node_args: opts["server-node-args"] || null, ...(INSTRUCTIONS ? { instructions: { requests_per_round: Number(opts["instr-requests"]), rounds: Number(opts["instr-rounds"]), warm_up_requests: Number(opts["instr-warm"]) } } : {}) },
+    tool: INSTRUCTIONS
+      ? "autocannon 9 sends a fixed number of requests; the serving process runs under valgrind --tool=callgrind, which counts its instructions"
+      : "autocannon 9, in the bench process; server and baseline are separate processes",
   };
   const rows: Row[] = [];
   for (const engine of ENGINES) await runEngine(engine, rows, meta);
   meta.loadavg_at_end = os.loadavg().map(round);
   const out = path.join(root, "bench/results", `${started.toISOString().replace(/[:.]/g, "-")}.json`);
   fs.writeFileSync(out, `${JSON.stringify({ meta, rows }, null, 2)}\n`);
-  process.stdout.write(`\nload average at start ${JSON.stringify(meta.loadavg_at_start)}, at end ${JSON.stringify(meta.loadavg_at_end)}\n${table(rows)}\n\nwritten: ${path.relative(root, out)}\n`);
+  process.stdout.write(`\nload average at start ${JSON.stringify(meta.loadavg_at_start)}, at end ${JSON.stringify(meta.loadavg_at_end)}\n${INSTRUCTIONS ? instructionTable(rows) : table(rows)}\n\nwritten: ${path.relative(root, out)}\n`);
 }
 
 await main();

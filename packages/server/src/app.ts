@@ -25,6 +25,8 @@ import type { Services } from "./services.js";
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** A client that puts a credential in X-Request-Id must not get it written to the logs. */
 const CREDENTIAL_LIKE = /(lsk|lkm|llt|whsec)_/i;
+/** Log levels at which the one line per request (written at info) is written. */
+const REQUEST_LOG_LEVELS = new Set(["trace", "debug", "info"]);
 
 export interface BuildOptions {
   /** pino options or false; defaults to JSON logs at the configured level. */
@@ -101,13 +103,17 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
   // A write invalidates the runtime cache of this process before its answer leaves (read-your-writes).
   app.addHook("onSend", services.runtimeInvalidation.afterWrite);
 
+  // The request line is built only when it is written (the level is fixed at start-up).
+  const logRequests = REQUEST_LOG_LEVELS.has(app.log.level);
   app.addHook("onResponse", (req, reply, done) => {
     const elapsed = reply.elapsedTime / 1000;
     observeRequest(services, req, reply.statusCode, elapsed);
-    req.log.info(
-      { method: req.method, route: req.routeOptions.url ?? "unmatched", status: reply.statusCode, code: req.errorCode ?? undefined, ms: Math.round(elapsed * 100000) / 100 },
-      "request",
-    );
+    if (logRequests) {
+      req.log.info(
+        { method: req.method, route: req.routeOptions.url ?? "unmatched", status: reply.statusCode, code: req.errorCode ?? undefined, ms: Math.round(elapsed * 100000) / 100 },
+        "request",
+      );
+    }
     done();
   });
 

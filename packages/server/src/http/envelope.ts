@@ -58,8 +58,19 @@ export function signedErrorBody(req: FastifyRequest, error: ApiError): string {
   return errorEnvelopeBody(error, responseMeta(req), null);
 }
 
-export function sendJsonText(reply: FastifyReply, status: number, body: string): FastifyReply {
+/**
+ * What a handler (or error handler) returns once it has called `send`: nothing when the answer has
+ * already left, which is the usual case (every onSend hook finished synchronously), else the reply,
+ * for Fastify to wait on. Returning a reply that has been sent is not free: the reply is a thenable,
+ * so the handler's promise calls its `then`, which hooks end-of-stream listeners onto the response
+ * and waits for them, for every request.
+ */
+export function handedOver(reply: FastifyReply): FastifyReply | undefined {
+  return reply.sent ? undefined : reply;
+}
+
+export function sendJsonText(reply: FastifyReply, status: number, body: string): FastifyReply | undefined {
   // 204 No Content has no body and no content type (also when an idempotent 204 is replayed).
-  if (status === 204) return reply.code(204).removeHeader("content-type").send();
-  return reply.code(status).type(JSON_TYPE).send(body);
+  if (status === 204) return handedOver(reply.code(204).removeHeader("content-type").send());
+  return handedOver(reply.code(status).type(JSON_TYPE).send(body));
 }

@@ -3,7 +3,7 @@
 // request id.
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { isDatabaseUnavailable, isForeignKeyViolation, isUniqueViolation } from "../store/db.js";
-import { JSON_TYPE, sendJsonText, signedErrorBody } from "./envelope.js";
+import { handedOver, JSON_TYPE, sendJsonText, signedErrorBody } from "./envelope.js";
 import { ApiError } from "./errors.js";
 import { markReplay, settleOutside } from "./idempotency.js";
 import { classifyValidation } from "./validation.js";
@@ -45,7 +45,7 @@ export function toApiError(err: unknown): { error: ApiError; unexpected: boolean
   return { error: new ApiError("INTERNAL_ERROR", `quote this request id when reporting the problem`), unexpected: true };
 }
 
-export async function sendError(req: FastifyRequest, reply: FastifyReply, error: ApiError): Promise<FastifyReply> {
+export async function sendError(req: FastifyRequest, reply: FastifyReply, error: ApiError): Promise<FastifyReply | undefined> {
   let body = signedErrorBody(req, error);
   const claim = req.idem;
   if (claim && !claim.settled) {
@@ -66,10 +66,10 @@ export async function sendError(req: FastifyRequest, reply: FastifyReply, error:
   req.errorCode = error.code;
   reply.header("x-request-id", req.id);
   for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
-  return reply.code(error.status).type(JSON_TYPE).send(body);
+  return handedOver(reply.code(error.status).type(JSON_TYPE).send(body));
 }
 
-export async function errorHandler(this: unknown, err: FastifyError, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+export async function errorHandler(this: unknown, err: FastifyError, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
   const { error, unexpected } = toApiError(err);
   if (unexpected) req.log.error({ err, request_id: req.id }, "request failed");
   else req.log.debug({ code: error.code, detail: error.detail }, "request refused");

@@ -29,7 +29,7 @@ export async function commitAndRespond(
   req: FastifyRequest,
   reply: FastifyReply,
   work: (trx: Tx) => Promise<Outcome>,
-): Promise<FastifyReply> {
+): Promise<FastifyReply | undefined> {
   const lk = req.server.lk;
   const claim = req.idem && !req.idem.settled ? req.idem : null;
   const outcome = await lk.store.db.transaction().execute(async (trx): Promise<Outcome & { replayed?: true }> => {

@@ -79,18 +79,20 @@ export class SideEffects {
   /** One successful runtime call of `operation` on the license at `at`, added to its UTC hour's count. */
   callCounted(licenseId: string, operation: CountedOperation, at: number, calls = 1): void {
     const hour = hourStart(at);
-    let list = this.#counts.get(licenseId);
+    const list = this.#counts.get(licenseId);
     if (list === undefined) {
-      list = [];
-      this.#counts.set(licenseId, list);
-    }
-    for (const c of list) {
-      if (c.hourStart === hour && c.operation === operation) {
-        c.calls += calls;
-        return;
+      // The usual case between two flushes: the license's first call. A one-element literal, not an
+      // empty array grown by push (which allocates room for 16).
+      this.#counts.set(licenseId, [{ licenseId, hourStart: hour, operation, calls }]);
+    } else {
+      for (const c of list) {
+        if (c.hourStart === hour && c.operation === operation) {
+          c.calls += calls;
+          return;
+        }
       }
+      list.push({ licenseId, hourStart: hour, operation, calls });
     }
-    list.push({ licenseId, hourStart: hour, operation, calls });
     this.#countKeys += 1;
     // Bounded like the events buffer, but counts are never dropped: past the cap, write them now.
     if (this.#countKeys >= this.#maxCountKeys && !this.#flushing) void this.flush();

@@ -19,7 +19,7 @@ export function deniedOutcome(req: FastifyRequest, d: Extract<Decision, { allow:
   return { status: err.status, body: errorEnvelopeBody(err, responseMeta(req), (b) => keyring.sign(b)), errorCode: d.code };
 }
 
-export function sendSigned(req: FastifyRequest, reply: FastifyReply, data: unknown): FastifyReply {
+export function sendSigned(req: FastifyRequest, reply: FastifyReply, data: unknown): FastifyReply | undefined {
   const o = signedOutcome(req, 200, data);
   return sendJsonText(reply, o.status, o.body);
 }
