@@ -1,9 +1,9 @@
 // Summarises a V8 .cpuprofile (from `npm run bench -- --only validate --profile`, which runs the server
 // under `node --cpu-prof`): top functions and top modules by self time.
-//   node --import tsx bench/profile-summary.ts bench/results/profiles/<file>.cpuprofile [top] [--inclusive]
+//   node --import tsx bench/profile-summary.ts bench/results/profiles/<file>.cpuprofile [top] [--last <s>] [--inclusive]
 // --last <s> counts only the samples of the profile's last s seconds (the measured load, not the
-// start-up and warm-up before it). --inclusive adds the project's own functions by total time (self time plus what they called),
-// each sample counted once per function however deep its recursion.
+// start-up and warm-up before it). --inclusive adds the project's own functions by total time
+// (self time plus what they called), each sample counted once per function however deep its recursion.
 import fs from "node:fs";
 import path from "node:path";
 

@@ -63,6 +63,8 @@ const INSTRUCTIONS = opts.instructions;
 // Under callgrind every request takes ~50 times longer: fewer connections keep latencies far below
 // autocannon's timeout.
 const CONNECTIONS = Number(opts.connections ?? (INSTRUCTIONS ? 8 : 64));
+/** How long the server or the baseline may take to start listening (node starts far slower under callgrind). */
+const READY_TIMEOUT_MS = INSTRUCTIONS ? 600_000 : 120_000;
 const WORKERS = opts.workers === undefined ? undefined : Number(opts.workers);
 const PG_URL = process.env.LICENSEKIT_BENCH_PG_URL;
 const ENGINES = (opts.engines ?? (PG_URL ? "sqlite,postgres" : "sqlite")).split(",") as ("sqlite" | "postgres")[];
@@ -114,7 +116,7 @@ function buildIfNeeded(): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitReady(url: string, child: ChildProcess, timeoutMs = INSTRUCTIONS ? 600_000 : 120_000): Promise<void> {
+async function waitReady(url: string, child: ChildProcess, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
@@ -578,7 +580,7 @@ function rssMb(pid: number | undefined): number | null {
 }
 
 async function waitBaseline(child: ChildProcess): Promise<void> {
-  const until = Date.now() + (INSTRUCTIONS ? 600_000 : 120_000);
+  const until = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`baseline exited with ${child.exitCode}`);
     try {

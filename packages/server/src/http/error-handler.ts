@@ -3,7 +3,7 @@
 // request id.
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { isDatabaseUnavailable, isForeignKeyViolation, isUniqueViolation } from "../store/db.js";
-import { handedOver, JSON_TYPE, sendJsonText, signedErrorBody } from "./envelope.js";
+import { sendJsonText, signedErrorBody } from "./envelope.js";
 import { ApiError } from "./errors.js";
 import { markReplay, settleOutside } from "./idempotency.js";
 import { classifyValidation } from "./validation.js";
@@ -66,7 +66,7 @@ export async function sendError(req: FastifyRequest, reply: FastifyReply, error:
   req.errorCode = error.code;
   reply.header("x-request-id", req.id);
   for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
-  return handedOver(reply.code(error.status).type(JSON_TYPE).send(body));
+  return sendJsonText(reply, error.status, body);
 }
 
 export async function errorHandler(this: unknown, err: FastifyError, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
