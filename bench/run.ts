@@ -15,7 +15,8 @@
 // --instructions runs the baseline and the server under valgrind's callgrind and counts the
 // instructions each executes per request (a fixed number of requests between a zeroing and a dump
 // of the counters, after a warm-up): a figure that does not move with the machine's load, for
-// comparing two versions of the code on a machine whose req/s are noisy.
+// comparing two versions of the code on a machine whose req/s are noisy. --instr-keep <dir> keeps the
+// dumps (<dir>/<engine>/callgrind.<pid>.<round>) for `callgrind_annotate`.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -54,6 +55,8 @@ const { values: opts } = parseArgs({
     "instr-requests": { type: "string", default: "2000" },
     "instr-rounds": { type: "string", default: "3" },
     "instr-warm": { type: "string", default: "3000" },
+    // Copy the callgrind dumps here before the run's files are removed (for callgrind_annotate).
+    "instr-keep": { type: "string" },
   },
   allowNegative: true,
 });
@@ -393,6 +396,13 @@ async function lastDumpTotal(outDir: string, pid: number, dumpsBefore: number): 
   throw new Error(`no callgrind dump from ${pid}`);
 }
 
+/** Copies the callgrind dumps of a run (one per round and process, `callgrind.<pid>.<n>`) to `dir`. */
+function keepDumps(from: string, dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of fs.readdirSync(from)) if (f.startsWith("callgrind.")) fs.copyFileSync(path.join(from, f), path.join(dir, f));
+  log(`bench: callgrind dumps copied to ${dir} (callgrind_annotate <file>)`);
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Instructions per request of `sc` on the process `pid` (under callgrind), after a warm-up. */
@@ -547,6 +557,7 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
   } finally {
     for (const c of children) await stop(c);
     if (engine === "postgres") await pgAdmin((c, db) => c.query(`drop database if exists ${db} with (force)`)).catch((e) => log(`drop failed: ${e}`));
+    if (INSTRUCTIONS && opts["instr-keep"]) keepDumps(dataDir, path.join(opts["instr-keep"], engine));
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -4,21 +4,10 @@
 // plugin compiling every time so the plugin sees every query.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from "kysely";
 import { prepare } from "../src/store/prepared.js";
+import { CountingPlugin } from "./helpers/counting-plugin.js";
 import { ENGINES } from "./helpers/engines.js";
 import { type Harness, issueLicense, startHarness } from "./helpers/harness.js";
-
-class Counting implements KyselyPlugin {
-  seen = 0;
-  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    this.seen++;
-    return args.node;
-  }
-  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    return args.result;
-  }
-}
 
 for (const engine of ENGINES) {
   describe(`prepared queries [${engine}]`, () => {
@@ -61,7 +50,7 @@ for (const engine of ENGINES) {
     });
 
     it("a handle with a plugin compiles every time, so the plugin sees every query", async () => {
-      const plugin = new Counting();
+      const plugin = new CountingPlugin();
       const db = h.lk.store.db.withPlugin(plugin);
       await byId.first(db, ids[0]!);
       await byId.first(db, ids[1]!);

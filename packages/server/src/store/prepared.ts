@@ -6,6 +6,7 @@
 // prepared for that SQL text).
 import { type Compilable, type CompiledQuery, NoResultError, type QueryNode } from "kysely";
 import type { Q } from "./db.js";
+import { sqliteTransactionRunner } from "./sqlite-driver.js";
 
 /** Stands for the i-th argument while compiling; never sent to a database. */
 function slot(i: number): string {
@@ -49,7 +50,11 @@ export class PreparedQuery<Row, Args extends unknown[]> {
     const { query, positions } = this.#compile(q);
     const parameters = query.parameters.slice();
     for (let i = 0; i < positions.length; i++) for (const at of positions[i]!) parameters[at] = args[i];
-    const result = await q.executeQuery<Row>({ ...query, parameters });
+    const compiled: CompiledQuery<Row> = { ...query, parameters };
+    // Inside a SQLite transaction the statement runs at once on the transaction's connection.
+    const runNow = sqliteTransactionRunner(q);
+    if (runNow) return runNow(compiled) as Row[];
+    const result = await q.executeQuery<Row>(compiled);
     return result.rows;
   }
 
