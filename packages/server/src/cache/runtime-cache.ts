@@ -119,9 +119,11 @@ export interface RuntimeCacheStats {
 const freeze = <T extends object>(o: T): T => Object.freeze(o);
 
 /**
- * A copy of a database row as an ordinary object. better-sqlite3 builds each row in V8's dictionary
- * mode (a hash table per row: about twice the memory, and slower to read); a copy made by spreading
- * has fast properties and, for every row of one query, the same hidden class.
+ * A copy of a database row as an ordinary object with fast properties and, for every row of one
+ * query, the same hidden class. better-sqlite3's own row objects were in V8's dictionary mode (a hash
+ * table per row: about twice the memory, and slower to read); the SQLite driver now makes rows
+ * itself (`rowMaker`), but the copy keeps the cached entry independent of the driver's row on
+ * either engine.
  */
 const fastCopy = <T extends object>(row: T): T => ({ ...row });
 
