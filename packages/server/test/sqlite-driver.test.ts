@@ -14,7 +14,7 @@ import Sqlite from "better-sqlite3";
 import { type Kysely, sql } from "kysely";
 import { openStore, type Q, type Store } from "../src/store/db.js";
 import { prepare } from "../src/store/prepared.js";
-import { rowMaker, sqliteTransactionRunner } from "../src/store/sqlite-driver.js";
+import { rowMaker, sqliteTransactionConnection } from "../src/store/sqlite-driver.js";
 import { CountingPlugin } from "./helpers/counting-plugin.js";
 
 interface TestTables {
@@ -113,19 +113,19 @@ describe("prepared queries inside a SQLite transaction", () => {
   after(async () => store?.close());
 
   it("runs at once on the transaction's connection only for a transaction without plugins", async () => {
-    assert.equal(sqliteTransactionRunner(store.db), undefined, "a root handle waits for the driver's mutex");
+    assert.equal(sqliteTransactionConnection(store.db), undefined, "a root handle waits for the driver's mutex");
     await store.db.transaction().execute(async (trx) => {
-      const runNow = sqliteTransactionRunner(trx);
-      assert.ok(runNow);
+      const connection = sqliteTransactionConnection(trx);
+      assert.ok(connection);
       const pending = setN.execute(trx, 1, 77);
       // The UPDATE has run by the time its promise is handed back, before anything is awaited.
-      assert.deepEqual(runNow(typed(trx).selectFrom("t").select("n").where("id", "=", 1).compile()), [{ n: 77 }]);
+      assert.deepEqual(connection.run(typed(trx).selectFrom("t").select("n").where("id", "=", 1).compile()).rows, [{ n: 77 }]);
       await pending;
       await setN.execute(trx, 1, 0);
     });
     const plugin = new CountingPlugin();
     await store.db.withPlugin(plugin).transaction().execute(async (trx) => {
-      assert.equal(sqliteTransactionRunner(trx), undefined);
+      assert.equal(sqliteTransactionConnection(trx), undefined);
       await byId.first(trx, 1);
     });
     assert.equal(plugin.seen, 1, "the plugin saw the prepared query");

@@ -6,7 +6,7 @@
 // prepared for that SQL text).
 import { type Compilable, type CompiledQuery, NoResultError, type QueryNode } from "kysely";
 import type { Q } from "./db.js";
-import { sqliteTransactionRunner } from "./sqlite-driver.js";
+import { sqliteTransactionConnection } from "./sqlite-driver.js";
 
 /** Stands for the i-th argument while compiling; never sent to a database. */
 function slot(i: number): string {
@@ -52,8 +52,8 @@ export class PreparedQuery<Row, Args extends unknown[]> {
     for (let i = 0; i < positions.length; i++) for (const at of positions[i]!) parameters[at] = args[i];
     const compiled: CompiledQuery<Row> = { ...query, parameters };
     // Inside a SQLite transaction the statement runs at once on the transaction's connection.
-    const runNow = sqliteTransactionRunner(q);
-    if (runNow) return runNow(compiled) as Row[];
+    const connection = sqliteTransactionConnection(q);
+    if (connection) return connection.run<Row>(compiled).rows;
     const result = await q.executeQuery<Row>(compiled);
     return result.rows;
   }

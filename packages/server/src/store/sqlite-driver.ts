@@ -134,27 +134,30 @@ class CachedSqliteConnection implements DatabaseConnection {
 
 class ImmediateSqliteDriver implements Driver {
   readonly #mutex = new Mutex();
-  constructor(readonly connection: CachedSqliteConnection) {}
+  readonly #connection: CachedSqliteConnection;
+  constructor(connection: CachedSqliteConnection) {
+    this.#connection = connection;
+  }
   async init(): Promise<void> {}
   async acquireConnection(): Promise<DatabaseConnection> {
     await this.#mutex.lock();
-    return this.connection;
+    return this.#connection;
   }
   async beginTransaction(): Promise<void> {
-    this.connection.control("begin immediate");
+    this.#connection.control("begin immediate");
   }
   async commitTransaction(): Promise<void> {
-    this.connection.control("commit");
+    this.#connection.control("commit");
   }
   async rollbackTransaction(): Promise<void> {
     // After SQLITE_BUSY on BEGIN there is no transaction to roll back.
-    if (this.connection.db.inTransaction) this.connection.control("rollback");
+    if (this.#connection.db.inTransaction) this.#connection.control("rollback");
   }
   async releaseConnection(): Promise<void> {
     this.#mutex.unlock();
   }
   async destroy(): Promise<void> {
-    this.connection.db.close();
+    this.#connection.db.close();
   }
 }
 
@@ -178,20 +181,26 @@ class SqliteCompiler extends SqliteQueryCompiler {
 /** The one connection behind each SQLite Kysely instance, by that instance's adapter (its transactions share it). */
 const connectionOfAdapter = new WeakMap<object, CachedSqliteConnection>();
 
+/** What a prepared query needs of the connection behind a SQLite transaction. */
+export interface SqliteTransactionConnection {
+  run<R>(compiled: CompiledQuery): QueryResult<R>;
+}
+
 /**
- * For a transaction of a SQLite handle without plugins: a function that runs a compiled query on the
- * transaction's connection at once and returns its rows. The transaction holds the database's one
- * connection (and the driver's mutex) from BEGIN to COMMIT, and better-sqlite3 runs a statement
- * synchronously, so the statement runs exactly where Kysely's executor would have run it, without the
- * chain of promises Kysely's executor and its single-connection queue add to every query (about a
- * dozen per query under callgrind). Undefined for PostgreSQL, a root handle (it must wait for the
- * mutex) and a handle with plugins (they must see every query).
+ * For a transaction of a SQLite handle without plugins: the connection it holds, on which a compiled
+ * query can run at once. The transaction holds the database's one connection (and the driver's
+ * mutex) from BEGIN to COMMIT, and better-sqlite3 runs a statement synchronously, so the statement
+ * runs exactly where Kysely's executor would have run it, without the promises Kysely's executor and
+ * its single-connection queue add to every query. Undefined for PostgreSQL, a root handle (it must
+ * wait for the mutex) and a handle with plugins (they must see every query).
  */
-export function sqliteTransactionRunner(q: { isTransaction: boolean; getExecutor(): { adapter: object; plugins: readonly unknown[] } }): ((compiled: CompiledQuery) => unknown[]) | undefined {
+export function sqliteTransactionConnection(q: {
+  isTransaction: boolean;
+  getExecutor(): { adapter: object; plugins: readonly unknown[] };
+}): SqliteTransactionConnection | undefined {
   if (!q.isTransaction) return undefined;
   const executor = q.getExecutor();
-  const connection = executor.plugins.length === 0 ? connectionOfAdapter.get(executor.adapter) : undefined;
-  return connection && ((compiled) => connection.run<unknown>(compiled).rows);
+  return executor.plugins.length === 0 ? connectionOfAdapter.get(executor.adapter) : undefined;
 }
 
 export class ImmediateSqliteDialect implements Dialect {
