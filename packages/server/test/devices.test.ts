@@ -87,6 +87,46 @@ for (const engine of ENGINES) {
       assertError(await h.request({ url: `/api/v1/licenses/${lic.licenseId}/devices/${other.deviceA}` }), 404, "NOT_FOUND");
     });
 
+    it("a known device keeps the details a later call leaves out, takes the ones it sends, and is not rewritten when nothing changes", async () => {
+      const lic = await withDevices();
+      const device = () => h.lk.store.db.selectFrom("devices").selectAll().where("id", "=", lic.deviceA).executeTakeFirstOrThrow();
+      const changesNow = async () => Number((await h.lk.store.db.selectFrom("runtime_changes").select((eb) => eb.fn.max("seq").as("top")).executeTakeFirstOrThrow()).top);
+      const first = await device();
+      h.clock.advance(60_000);
+
+      // only the fingerprint: hostname and OS stay, the row is not rewritten, no change is fed
+      const changes = await changesNow();
+      const bare = await runtime("activate", lic.key, { fingerprint: "fp-a" });
+      assert.equal(bare.status, 200, bare.text);
+      assert.equal(bare.json.data.device_id, lic.deviceA);
+      const kept = await device();
+      assert.equal(kept.hostname, "alpha");
+      assert.equal(kept.os, "linux");
+      assert.equal(Number(kept.updated_at), Number(first.updated_at), "an unchanged binding is only stamped as seen, in the batch");
+      assert.equal(await changesNow(), changes);
+
+      // a new hostname replaces the stored one; the OS it leaves out stays
+      h.clock.advance(60_000);
+      const renamed = await runtime("activate", lic.key, { fingerprint: "fp-a", hostname: "beta", is_vm: true });
+      assert.equal(renamed.status, 200, renamed.text);
+      const moved = await device();
+      assert.equal(moved.hostname, "beta");
+      assert.equal(moved.os, "linux");
+      assert.equal(Number(moved.is_vm), 1);
+      assert.equal(Number(moved.updated_at), h.clock.now());
+
+      // after a reset, binding again with only the fingerprint keeps the details too
+      assert.equal((await action(lic.licenseId, lic.deviceA, "reset")).status, 200);
+      const again = await runtime("activate", lic.key, { fingerprint: "fp-a" });
+      assert.equal(again.status, 200, again.text);
+      const back = await device();
+      assert.equal(back.status, "active");
+      assert.deepEqual([back.hostname, back.os, Number(back.is_vm)], ["beta", "linux", 1]);
+      const listed = (await h.request({ url: `/api/v1/licenses/${lic.licenseId}/devices/${lic.deviceA}` })).json.data;
+      assert.equal(listed.hostname, "beta");
+      assert.equal(listed.os, "linux");
+    });
+
     it("reset releases the seat (another device can activate), bumps entitlement_version, records device.reset; the device may activate again", async () => {
       const lic = await withDevices();
       const before = await license(lic.licenseId);

@@ -27,19 +27,24 @@ export async function countActiveContainers(q: Q, licenseId: string): Promise<nu
   return Number(r.n);
 }
 
-function bindingColumns(b: Binding, ip: string | null) {
+/**
+ * A binding request's device details. With `stored` (a device already known), a detail the request
+ * leaves out keeps its stored value: a call that sends only its fingerprint (a consume, say) does not
+ * erase the hostname or OS an earlier activation recorded. The address is always the request's own.
+ */
+function bindingColumns(b: Binding, ip: string | null, stored?: DeviceRow) {
   const r = b.request;
   return {
-    fingerprint: r.fingerprint ?? null,
-    hostname: r.hostname ?? null,
-    os: r.os ?? null,
+    fingerprint: r.fingerprint ?? stored?.fingerprint ?? null,
+    hostname: r.hostname ?? stored?.hostname ?? null,
+    os: r.os ?? stored?.os ?? null,
     ip_address: ip,
-    is_vm: r.is_vm ? 1 : 0,
+    is_vm: r.is_vm === undefined ? (stored?.is_vm ?? 0) : r.is_vm ? 1 : 0,
     is_container: b.kind === "container" ? 1 : 0,
-    container_id: r.container_id ?? null,
-    cluster_id: r.cluster_id ?? null,
-    namespace: r.namespace ?? null,
-    pod_name: r.pod_name ?? null,
+    container_id: r.container_id ?? stored?.container_id ?? null,
+    cluster_id: r.cluster_id ?? stored?.cluster_id ?? null,
+    namespace: r.namespace ?? stored?.namespace ?? null,
+    pod_name: r.pod_name ?? stored?.pod_name ?? null,
   };
 }
 
@@ -69,9 +74,9 @@ const DEVICE_COLUMNS = [
 ] as const;
 const insertDevice = prepareRow<DeviceRow, never, typeof DEVICE_COLUMNS>(DEVICE_COLUMNS, (q, row) => q.insertInto("devices").values(row));
 
-/** Makes a known device active again (after deactivate or reset) with the binding's latest details. */
+/** Makes a known device active again (after deactivate or reset) with the details the binding sends. */
 export async function reactivateDevice(q: Q, device: DeviceRow, b: Binding, ip: string | null, now: number, validated: boolean): Promise<DeviceRow> {
-  const cols = bindingColumns(b, ip);
+  const cols = bindingColumns(b, ip, device);
   const updated = {
     ...cols,
     status: "active" as const,
@@ -85,14 +90,14 @@ export async function reactivateDevice(q: Q, device: DeviceRow, b: Binding, ip: 
 
 /** Whether a binding request would leave an active device's stored details (and address) as they are. */
 export function bindingUnchanged(device: DeviceRow, b: Binding, ip: string | null): boolean {
-  const cols = bindingColumns(b, ip);
+  const cols = bindingColumns(b, ip, device);
   for (const k of Object.keys(cols) as (keyof typeof cols)[]) if (cols[k] !== device[k]) return false;
   return true;
 }
 
 /** Refreshes the details of an already active binding (explicit activation of a known device). */
 export async function refreshDevice(q: Q, device: DeviceRow, b: Binding, ip: string | null, now: number): Promise<void> {
-  await refreshRow.execute(q, { id: device.id, ...bindingColumns(b, ip), last_seen_at: now, updated_at: now });
+  await refreshRow.execute(q, { id: device.id, ...bindingColumns(b, ip, device), last_seen_at: now, updated_at: now });
 }
 
 type RefreshedDevice = Pick<DeviceRow, "id" | "last_seen_at" | "updated_at"> & ReturnType<typeof bindingColumns>;
