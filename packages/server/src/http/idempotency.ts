@@ -30,6 +30,11 @@ export interface IdempotencyClaim {
   settled: boolean;
   /** An unfinished record of this request is committed (holdKeyFirst): it is completed or deleted. */
   held: boolean;
+  /**
+   * SQLite: no record was under the key when this request's write transaction read it, and none can
+   * appear before the commit, so completeClaim inserts the finished record in one statement.
+   */
+  insertOnComplete?: boolean;
 }
 
 function canonical(value: unknown): unknown {
@@ -107,6 +112,7 @@ const insertRecord = prepare(8, (q, id: string, credentialId: string, hash: stri
     .onConflict((oc) => oc.column("id").doNothing())
     .returning("id"),
 );
+const deleteRecord = prepare(1, (q, id: string) => q.deleteFrom("idempotency_records").where("id", "=", id));
 const completeRecord = prepare(4, (q, id: string, status: number, body: string, expiresAt: number) =>
   q
     .updateTable("idempotency_records")
@@ -194,12 +200,40 @@ async function takeOverRecord(q: Q, id: string, existing: RecordRow, set: { crea
 
 /**
  * The claim, taken inside the transaction that makes the change (commitAndRespond): the record is
- * written unfinished and completed by completeClaim before the same commit, so a crash leaves no
- * record at all. Returns the stored answer when the key already holds one (nothing is changed then).
+ * written by completeClaim before the same commit, so a crash leaves no record at all. Returns the
+ * stored answer when the key already holds one (nothing is changed then).
+ * - PostgreSQL: an unfinished record is inserted first. Its unique index makes a concurrent request
+ *   with the key wait for this transaction, then find the answer; completeClaim fills it in.
+ * - SQLite: the transaction took the database's only write lock when it began (BEGIN IMMEDIATE),
+ *   so no other request, in this process or another, can write the key before this commit. A read
+ *   decides, and completeClaim writes the finished record in one INSERT.
  */
 export async function claimInTransaction(trx: Tx, lk: Services, claim: IdempotencyClaim): Promise<StoredAnswer | undefined> {
   if (claim.held) return undefined;
+  if (lk.store.engine === "sqlite") return readKeyUnderWriteLock(trx, lk, claim);
   return takeUnfinished(trx, lk, claim);
+}
+
+async function readKeyUnderWriteLock(trx: Tx, lk: Services, claim: IdempotencyClaim): Promise<StoredAnswer | undefined> {
+  const existing = await recordById.first(trx, claim.id);
+  if (existing) {
+    let verdict: ReturnType<typeof judgeExisting>;
+    try {
+      verdict = judgeExisting(lk, claim, existing, lk.clock.now());
+    } catch (err) {
+      settle(lk, claim);
+      throw err;
+    }
+    if (verdict !== "free" && verdict !== "abandoned") {
+      settle(lk, claim);
+      return verdict;
+    }
+    // Past retention, or left unfinished by a crashed holder of an earlier version: this request's
+    // record replaces it (the delete rolls back with the transaction if the work fails).
+    await deleteRecord.execute(trx, claim.id);
+  }
+  claim.insertOnComplete = true;
+  return undefined;
 }
 
 /** takeKey with an unfinished record (in_progress, blocking for IN_PROGRESS_TTL_MS) through `q`. */
@@ -215,7 +249,13 @@ function takeUnfinished(q: Q, lk: Services, claim: IdempotencyClaim): Promise<St
 
 /** Stores the answer (sealed) for replay; call inside the transaction that made the change. */
 export async function completeClaim(q: Q, lk: Services, claim: IdempotencyClaim, status: number, body: string): Promise<void> {
-  await completeRecord.execute(q, claim.id, status, sealAnswer(lk, claim, body), retentionEnd(lk));
+  const sealed = sealAnswer(lk, claim, body);
+  if (claim.insertOnComplete) {
+    const now = lk.clock.now();
+    await insertRecord.first(q, claim.id, claim.credentialId, claim.requestHash, "completed", status, sealed, now, retentionEnd(lk));
+  } else {
+    await completeRecord.execute(q, claim.id, status, sealed, retentionEnd(lk));
+  }
   settle(lk, claim);
 }
 
