@@ -256,11 +256,7 @@ export class RuntimeInvalidation {
     this.#lastPollStart = started;
     if (Date.now() - this.#lastPurge > PURGE_EVERY_MS) {
       this.#lastPurge = Date.now();
-      await db
-        .deleteFrom("runtime_changes")
-        .where("created_at", "<", Date.now() - RETAIN_MS)
-        .execute()
-        .catch((err) => this.#opts.onError?.(err, "runtime change purge"));
+      await purgeRuntimeChanges(this.#store, Date.now() - RETAIN_MS).catch((err) => this.#opts.onError?.(err, "runtime change purge"));
     }
   }
 
@@ -343,4 +339,21 @@ export class RuntimeInvalidation {
     }, delay);
     this.#reconnectTimer.unref();
   }
+}
+
+/**
+ * Deletes the feed's rows stamped before `cutoff` (epoch ms); returns how many. On SQLite the feed
+ * has no index on created_at (migration 0007): the rows are read in seq order up to the first one
+ * to keep, and everything before it goes. Writers take turns on SQLite and each stamps its row as it
+ * writes, so created_at rises with seq; a row out of that order is at worst kept until a later purge.
+ */
+export async function purgeRuntimeChanges(store: Store, cutoff: number): Promise<number> {
+  const db = store.db;
+  const keep =
+    store.engine === "sqlite"
+      ? await db.selectFrom("runtime_changes").select("seq").where("created_at", ">=", cutoff).orderBy("seq").limit(1).executeTakeFirst()
+      : undefined;
+  // Without a row to keep, every row was older than the cutoff when read; rows written since are not.
+  const res = await (keep ? db.deleteFrom("runtime_changes").where("seq", "<", keep.seq) : db.deleteFrom("runtime_changes").where("created_at", "<", cutoff)).executeTakeFirst();
+  return Number(res.numDeletedRows);
 }
