@@ -8,7 +8,7 @@ import * as m0003 from "./0003_runtime.js";
 import * as m0004 from "./0004_runtime_counters.js";
 import * as m0005 from "./0005_webhooks_reporting.js";
 import * as m0006 from "./0006_runtime_changes.js";
-import * as m0007 from "./0007_runtime_changes_unindexed.js";
+import * as m0007 from "./0007_sqlite_write_indexes.js";
 
 type EngineMigration = { up(db: Kysely<unknown>, engine: Engine): Promise<void> };
 
@@ -19,7 +19,7 @@ const ORDERED: [string, EngineMigration][] = [
   ["0004_runtime_counters", m0004],
   ["0005_webhooks_reporting", m0005],
   ["0006_runtime_changes", m0006],
-  ["0007_runtime_changes_unindexed", m0007],
+  ["0007_sqlite_write_indexes", m0007],
 ];
 
 export function migrationsFor(engine: Engine): Record<string, Migration> {
