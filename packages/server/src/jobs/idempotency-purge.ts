@@ -10,8 +10,9 @@ import type { Store } from "../store/db.js";
  * On SQLite there is no index on expires_at (migration 0007). Records are in insertion order by
  * rowid, and every completed one keeps its answer for the same retention, so expires_at rises with
  * rowid. The rows are read in rowid order up to the first one still retained, and the completed ones
- * before it go. A record out of that order (the retention setting changed) is at worst kept until a
- * later purge; until then a request with its key finds it expired and replaces it.
+ * before it go. A record out of that order is at worst kept until a later purge: one taken first and
+ * completed after records written meanwhile (a report export's), or any after a change of the
+ * retention setting. Until then a request with its key finds it expired and replaces it.
  */
 export async function purgeExpiredIdempotencyRecords(store: Store, clock: Clock): Promise<number> {
   const now = clock.now();
