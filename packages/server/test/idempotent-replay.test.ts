@@ -118,6 +118,23 @@ for (const engine of ENGINES) {
       assert.equal(fresh.headers["idempotent-replayed"], undefined);
     });
 
+    it("a record past retention that no purge has removed yet frees its key: the request runs again and its answer replaces the record", async () => {
+      const lic = await issueLicense(h, { max_activations: 2 });
+      const first = await activate(lic.key, "lapsed", { fingerprint: "l1" });
+      assert.equal(first.status, 200, first.text);
+      h.clock.advance(25 * 3_600_000);
+      const again = await activate(lic.key, "lapsed", { fingerprint: "l2" });
+      assert.equal(again.status, 200, again.text);
+      assert.equal(again.headers["idempotent-replayed"], undefined);
+      assert.notEqual(again.json.data.device_id, first.json.data.device_id, "the second request ran: a second device");
+      const replay = await activate(lic.key, "lapsed", { fingerprint: "l2" });
+      assert.equal(replay.text, again.text, "the key now replays the new answer");
+      const rows = await h.lk.store.db.selectFrom("idempotency_records").select(["state", "expires_at"]).where("credential_id", "=", lic.licenseId).execute();
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.state, "completed");
+      assert.ok(Number(rows[0]!.expires_at) > h.clock.now());
+    });
+
     it("validate accepts an optional key and replays its read-only answer", async () => {
       const lic = await issueLicense(h, { max_activations: 1 });
       await activate(lic.key, "v0", { fingerprint: "v" });
