@@ -103,6 +103,12 @@ for (const engine of ENGINES) {
       h.clock.advance(IN_PROGRESS_TTL_MS + 1);
       const taken = await activate(lic.key, "busy", { fingerprint: "p" });
       assert.equal(taken.status, 200, taken.text);
+      // the taken-over key now holds this answer: the record is completed and a retry replays it
+      const record = await h.lk.store.db.selectFrom("idempotency_records").select(["state"]).where("id", "=", id).executeTakeFirstOrThrow();
+      assert.equal(record.state, "completed");
+      const replay = await activate(lic.key, "busy", { fingerprint: "p" });
+      assert.equal(replay.text, taken.text);
+      assert.equal(replay.headers["idempotent-replayed"], "true");
     });
 
     it("answers are kept for the retention window, then the key is free and the record purged", async () => {
