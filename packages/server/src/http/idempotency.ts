@@ -214,26 +214,26 @@ export async function claimInTransaction(trx: Tx, lk: Services, claim: Idempoten
   return takeUnfinished(trx, lk, claim);
 }
 
-async function readKeyUnderWriteLock(trx: Tx, lk: Services, claim: IdempotencyClaim): Promise<StoredAnswer | undefined> {
-  const existing = await recordById.first(trx, claim.id);
-  if (existing) {
-    let verdict: ReturnType<typeof judgeExisting>;
-    try {
-      verdict = judgeExisting(lk, claim, existing, lk.clock.now());
-    } catch (err) {
-      settle(lk, claim);
-      throw err;
-    }
-    if (verdict !== "free" && verdict !== "abandoned") {
-      settle(lk, claim);
-      return verdict;
-    }
-    // Past retention, or left unfinished by a crashed holder of an earlier version: this request's
-    // record replaces it (the delete rolls back with the transaction if the work fails).
-    await deleteRecord.execute(trx, claim.id);
-  }
-  claim.insertOnComplete = true;
-  return undefined;
+/**
+ * takeKey on SQLite, under the transaction's write lock: "inserting" is finding no record under the
+ * key (completeClaim then inserts the finished one), and an abandoned record is deleted outright,
+ * since nothing else can write the key before this commit.
+ */
+function readKeyUnderWriteLock(trx: Tx, lk: Services, claim: IdempotencyClaim): Promise<StoredAnswer | undefined> {
+  const insertOnComplete = () => {
+    claim.insertOnComplete = true;
+    return true;
+  };
+  return takeKey(
+    trx,
+    lk,
+    claim,
+    async () => !(await recordById.first(trx, claim.id)) && insertOnComplete(),
+    async () => {
+      await deleteRecord.execute(trx, claim.id);
+      return insertOnComplete();
+    },
+  );
 }
 
 /** takeKey with an unfinished record (in_progress, blocking for IN_PROGRESS_TTL_MS) through `q`. */
@@ -250,12 +250,9 @@ function takeUnfinished(q: Q, lk: Services, claim: IdempotencyClaim): Promise<St
 /** Stores the answer (sealed) for replay; call inside the transaction that made the change. */
 export async function completeClaim(q: Q, lk: Services, claim: IdempotencyClaim, status: number, body: string): Promise<void> {
   const sealed = sealAnswer(lk, claim, body);
-  if (claim.insertOnComplete) {
-    const now = lk.clock.now();
-    await insertRecord.first(q, claim.id, claim.credentialId, claim.requestHash, "completed", status, sealed, now, retentionEnd(lk));
-  } else {
-    await completeRecord.execute(q, claim.id, status, sealed, retentionEnd(lk));
-  }
+  const expiresAt = retentionEnd(lk);
+  if (claim.insertOnComplete) await insertRecord.first(q, claim.id, claim.credentialId, claim.requestHash, "completed", status, sealed, lk.clock.now(), expiresAt);
+  else await completeRecord.execute(q, claim.id, status, sealed, expiresAt);
   settle(lk, claim);
 }
 

@@ -349,11 +349,12 @@ export class RuntimeInvalidation {
  */
 export async function purgeRuntimeChanges(store: Store, cutoff: number): Promise<number> {
   const db = store.db;
-  const keep =
-    store.engine === "sqlite"
-      ? await db.selectFrom("runtime_changes").select("seq").where("created_at", ">=", cutoff).orderBy("seq").limit(1).executeTakeFirst()
-      : undefined;
-  // Without a row to keep, every row was older than the cutoff when read; rows written since are not.
-  const res = await (keep ? db.deleteFrom("runtime_changes").where("seq", "<", keep.seq) : db.deleteFrom("runtime_changes").where("created_at", "<", cutoff)).executeTakeFirst();
+  let del = db.deleteFrom("runtime_changes").where("created_at", "<", cutoff);
+  if (store.engine === "sqlite") {
+    const keep = await db.selectFrom("runtime_changes").select("seq").where("created_at", ">=", cutoff).orderBy("seq").limit(1).executeTakeFirst();
+    // Without a row to keep, every row is older than the cutoff (rows written since are not).
+    if (keep) del = del.where("seq", "<", keep.seq);
+  }
+  const res = await del.executeTakeFirst();
   return Number(res.numDeletedRows);
 }
