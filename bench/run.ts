@@ -21,17 +21,13 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import net from "node:net";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import pg from "pg";
 import type { DatabaseConfig } from "../packages/server/src/config.js";
+import { buildIfNeeded, cli, freePort, root, sleep, stop, waitReady } from "./processes.js";
 import { type Seeded, type SeededLicense, seed } from "./seed.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const serverDir = path.join(root, "packages/server");
-const cli = path.join(serverDir, "dist/cli.js");
 
 const { values: opts } = parseArgs({
   options: {
@@ -81,66 +77,8 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 if (!Number.isInteger(LICENSES) || LICENSES < 10) throw new Error("--licenses: a whole number ≥ 10");
 if (ENGINES.includes("postgres") && !PG_URL) throw new Error("--engines postgres needs LICENSEKIT_BENCH_PG_URL");
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
-// build (the same staleness rule as scripts/start.mjs; a failed build keeps an existing dist/)
-
-function newest(dir: string): number {
-  let latest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    latest = Math.max(latest, e.isDirectory() ? newest(p) : fs.statSync(p).mtimeMs);
-  }
-  return latest;
-}
-function buildIfNeeded(): void {
-  const built = fs.existsSync(cli) ? fs.statSync(cli).mtimeMs : 0;
-  if (built >= newest(path.join(serverDir, "src"))) return;
-  log("bench: building the server (dist/ is missing or stale)...");
-  const r = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"], { cwd: serverDir, stdio: "inherit" });
-  if (r.status !== 0) {
-    if (!fs.existsSync(cli)) throw new Error("the server build failed");
-    log("bench: WARNING the build failed; using the existing dist/");
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// processes
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitReady(url: string, child: ChildProcess, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
-    try {
-      const r = await fetch(url);
-      if (r.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  throw new Error(`${url}: not ready after ${timeoutMs} ms`);
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const done = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  await Promise.race([done, sleep(30_000)]);
-  if (child.exitCode === null) child.kill("SIGKILL");
-}
+// processes (start, readiness and stop: bench/processes.ts)
 
 function serverEnv(databaseUrl: string, dataDir: string): NodeJS.ProcessEnv {
   return {
@@ -521,7 +459,7 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
     const serveArgs = WORKERS !== undefined ? ["serve", "--workers", String(WORKERS)] : ["serve"];
     const server = launch([...nodeArgs, cli, ...serveArgs], env, "inherit", dataDir);
     children.push(server);
-    await waitReady(`http://127.0.0.1:${SERVER_PORT}/readyz`, server);
+    await waitReady(`http://127.0.0.1:${SERVER_PORT}/readyz`, server, READY_TIMEOUT_MS);
     for (const sc of scenarios(seeded, `${engine}${WORKERS ?? 1}`)) {
       if (!wanted(sc.name)) continue;
       await smoke(SERVER_PORT, sc);
@@ -655,7 +593,7 @@ function table(rows: Row[]): string {
 }
 
 async function main(): Promise<void> {
-  buildIfNeeded();
+  buildIfNeeded(log);
   fs.mkdirSync(path.join(root, "bench/results"), { recursive: true });
   const started = new Date();
   const meta: Record<string, unknown> = {

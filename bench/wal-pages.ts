@@ -2,8 +2,8 @@
 // commit changed is one WAL frame, and SQLite writes each frame with two pwrite calls, so on a
 // machine where a system call is slow the pages per commit are a large part of a write's cost
 // (docs/benchmarks.md, "Fewer pages per commit").
-//   npm run build && node --import tsx bench/wal-pages.ts [activate|consume] [requests]
-// Starts the built server the README way on a fresh SQLite file seeded with 2,000 licenses (bench/seed.ts),
+//   node --import tsx bench/wal-pages.ts [activate|consume] [requests]
+// Builds the server if it is stale (as `npm run bench` does), starts it the README way on a fresh SQLite file seeded with 2,000 licenses (bench/seed.ts),
 // with the background checkpoint thread off and the batched stamps held back, so that nothing but the
 // requests writes to the WAL. Sends the requests one at a time, each with its own Idempotency-Key,
 // reads the frames each one appended, and names each frame's page by SQLite's dbstat table. The first
@@ -12,19 +12,17 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
+import { buildIfNeeded, cli, freePort, stop, waitReady } from "./processes.js";
 import { seed } from "./seed.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const cli = path.join(root, "packages/server/dist/cli.js");
 const kind = process.argv[2] ?? "activate";
 const requests = Number(process.argv[3] ?? 40);
 if (kind !== "activate" && kind !== "consume") throw new Error("usage: wal-pages.ts [activate|consume] [requests]");
-if (!fs.existsSync(cli)) throw new Error("build the server first: npm run build");
+buildIfNeeded((s) => process.stderr.write(`${s}\n`));
 
 const MASTER_KEY = "5a".repeat(32);
-const PORT = 18_000 + (process.pid % 1_000);
+const PORT = await freePort();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lk-wal-pages-"));
 const file = path.join(dir, "lk.db");
 const url = `sqlite:${file}`;
@@ -53,11 +51,7 @@ try {
   const seeded = await seed({ engine: "sqlite", url, file }, Buffer.from(MASTER_KEY, "hex"), 2_000, 0, () => {});
   server = spawn(process.execPath, [cli, "serve"], { env, stdio: ["ignore", "inherit", "inherit"] });
   const base = `http://127.0.0.1:${PORT}`;
-  for (let waited = 0; ; waited += 100) {
-    if (waited > 30_000) throw new Error("server not ready after 30 s");
-    if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitReady(`${base}/readyz`, server, 30_000);
 
   const reader = new Database(file, { readonly: true });
   const pageSize = reader.pragma("page_size", { simple: true }) as number;
@@ -99,7 +93,6 @@ try {
   console.log("pages per request, by b-tree:");
   for (const [name, count] of [...tally].sort((a, b) => b[1] - a[1])) console.log(`  ${(count / n).toFixed(2)}  ${name}`);
 } finally {
-  server?.kill("SIGTERM");
-  if (server && server.exitCode === null) await new Promise((r) => server!.once("exit", r));
+  if (server) await stop(server);
   fs.rmSync(dir, { recursive: true, force: true });
 }
