@@ -6,8 +6,17 @@ import { parseCidr } from "./http/cidr.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
+/** How long a SQLite write waits for another process's write lock by default before it is answered 503. */
+export const SQLITE_LOCK_WAIT_MS = 5000;
+
 export type DatabaseConfig =
-  | { engine: "sqlite"; url: string; file: string }
+  | {
+      engine: "sqlite";
+      url: string;
+      file: string;
+      /** How long a write waits for another process's write lock before it fails busy (503); SQLITE_LOCK_WAIT_MS when unset. */
+      lockWaitMs?: number;
+    }
   | { engine: "postgres"; url: string; poolSize: number };
 
 export interface Config {
@@ -108,6 +117,7 @@ export const SETTINGS = [
   ["LICENSEKIT_RUNTIME_CACHE_MB", "auto", "heap the runtime cache may take, estimated (1..1048576 MiB); auto: half the V8 heap limit (`node --max-old-space-size`), about a million licenses with a device and a feature each on a 4 GiB heap. Least recently used licenses are dropped first"],
   ["LICENSEKIT_RUNTIME_CHANGES_POLL_MS", "200", "how often a process reads the runtime change feed (10..500): how changes arrive on SQLite, the safety net beside LISTEN/NOTIFY on PostgreSQL"],
   ["LICENSEKIT_SQLITE_CHECKPOINT_MS", "200", "SQLite file only: a background thread copies the write-ahead log into the database file this often (0..60000), instead of the commit that fills it doing so on the serving thread; 0 turns the thread off"],
+  ["LICENSEKIT_SQLITE_LOCK_WAIT_MS", "5000", "SQLite only: how long a write waits for another process's write lock (`--workers`, a CLI command, a second server on the file) before it is answered 503 with Retry-After (0..60000); the process keeps serving other requests while it waits"],
   ["LICENSEKIT_WORKERS", "1", "worker processes `serve` starts (1..64, node:cluster, sharing one port); `serve --workers N` overrides it. 1 serves from the started process itself"],
 ] as const;
 
@@ -144,7 +154,7 @@ function parseDatabase(env: Env): DatabaseConfig {
     let file = url.slice("sqlite:".length);
     if (file.startsWith("//")) file = file.slice(2);
     if (file === "") throw new ConfigError(name, "sqlite: URL needs a file path, e.g. sqlite:./data/licensekit.db");
-    return { engine: "sqlite", url, file: file === ":memory:" ? file : path.resolve(file) };
+    return { engine: "sqlite", url, file: file === ":memory:" ? file : path.resolve(file), lockWaitMs: intSetting(env, "LICENSEKIT_SQLITE_LOCK_WAIT_MS", SQLITE_LOCK_WAIT_MS, 0, 60_000) };
   }
   if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
     try {

@@ -12,7 +12,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import Sqlite from "better-sqlite3";
 import { type Kysely, sql } from "kysely";
-import { openStore, type Q, type Store } from "../src/store/db.js";
+import { isDatabaseUnavailable, openStore, type Q, type Store } from "../src/store/db.js";
 import { prepare } from "../src/store/prepared.js";
 import { rowMaker, sqliteTransactionConnection } from "../src/store/sqlite-driver.js";
 import { CountingPlugin } from "./helpers/counting-plugin.js";
@@ -157,5 +157,94 @@ describe("prepared queries inside a SQLite transaction", () => {
       ),
     );
     assert.equal((await byId.first(store.db, 1))?.n, rounds);
+  });
+});
+
+describe("waiting for another connection's write lock", () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** `p`'s outcome, or "pending" if it has none within `ms`. */
+  const settledWithin = <T>(p: Promise<T>, ms: number) => Promise.race([p.then((v) => ({ value: v })), sleep(ms).then(() => "pending" as const)]);
+  const table = async (db: Q) => {
+    await sql`create table t (id integer primary key, name text not null, score real, data blob, n integer not null)`.execute(db);
+    await sql`insert into t values (1, 'one', null, null, 0)`.execute(db);
+  };
+  const count = async (db: Q) => Number((await sql<{ c: number }>`select count(*) as c from t`.execute(db)).rows[0]!.c);
+
+  it("waits without blocking the event loop, lets reads run meanwhile, then runs every waiting write in turn", async () => {
+    const file = path.join(dir, "lock-wait.db");
+    const store = await openStore({ engine: "sqlite", url: `sqlite:${file}`, file });
+    const other = new Sqlite(file);
+    try {
+      await table(store.db);
+      other.exec("begin immediate");
+      // Two transactions and one autocommit write of this process, all finding the lock taken.
+      const first = store.db.transaction().execute(async (trx) => {
+        const seen = await count(trx);
+        await typed(trx).insertInto("t").values({ id: 10, name: "ten", score: null, data: null, n: seen }).execute();
+        return seen;
+      });
+      const second = store.db.transaction().execute(async (trx) => {
+        await typed(trx).insertInto("t").values({ id: 11, name: "eleven", score: null, data: null, n: await count(trx) }).execute();
+      });
+      const autocommit = sql`update t set n = n + 1 where id = 1`.execute(store.db);
+
+      const t0 = performance.now();
+      await sleep(50);
+      assert.ok(performance.now() - t0 < 1000, "timers fire while the writes wait (SQLite's own busy handler would sleep on this thread)");
+      const read = await settledWithin(count(store.db), 1000);
+      assert.deepEqual(read, { value: 1 }, "a read of this process runs while its writes wait, and sees the committed state");
+      assert.equal(store.lockWaits?.acquired, 0);
+      assert.ok((store.lockWaits?.retries ?? 0) >= 3, `every waiting write was tried again (${store.lockWaits?.retries})`);
+      assert.equal(await settledWithin(first, 100), "pending", "no write got past the lock");
+
+      other.prepare("insert into t values (5, 'five', null, null, 0)").run();
+      other.exec("commit");
+      assert.equal(await first, 2, "the first transaction began after the other connection's commit and saw its row");
+      await Promise.all([second, autocommit]);
+      assert.deepEqual(await typed(store.db).selectFrom("t").select(["id", "n"]).orderBy("id").execute(), [
+        { id: 1, n: 1 },
+        { id: 5, n: 0 },
+        { id: 10, n: 2 },
+        { id: 11, n: 3 },
+      ]);
+      assert.deepEqual({ acquired: store.lockWaits?.acquired, timeouts: store.lockWaits?.timeouts }, { acquired: 3, timeouts: 0 });
+    } finally {
+      if (other.inTransaction) other.exec("rollback");
+      other.close();
+      await store.close();
+    }
+  });
+
+  it("gives up after LICENSEKIT_SQLITE_LOCK_WAIT_MS with SQLITE_BUSY (an unavailable database, 503), and the handle works on afterwards", async () => {
+    const file = path.join(dir, "lock-timeout.db");
+    const store = await openStore({ engine: "sqlite", url: `sqlite:${file}`, file, lockWaitMs: 200 });
+    const other = new Sqlite(file);
+    try {
+      await table(store.db);
+      other.exec("begin immediate");
+      const t0 = performance.now();
+      const outcomes = await Promise.allSettled([
+        store.db.transaction().execute((trx) => sql`update t set n = 1`.execute(trx)),
+        store.db.transaction().execute((trx) => sql`update t set n = 2`.execute(trx)),
+        sql`update t set n = 3`.execute(store.db),
+      ]);
+      const waited = performance.now() - t0;
+      for (const o of outcomes) {
+        assert.equal(o.status, "rejected");
+        const err = (o as PromiseRejectedResult).reason as { code?: string };
+        assert.equal(err.code, "SQLITE_BUSY");
+        assert.ok(isDatabaseUnavailable(err), "answered 503 with Retry-After, like any unavailable database");
+      }
+      assert.ok(waited >= 190 && waited < 2000, `gave up after the wait (${Math.round(waited)} ms)`);
+      assert.equal(store.lockWaits?.timeouts, 3);
+      assert.equal(await count(store.db), 1, "reads still run");
+      other.exec("rollback");
+      await store.db.transaction().execute((trx) => sql`update t set n = 4`.execute(trx));
+      assert.deepEqual(await typed(store.db).selectFrom("t").select("n").execute(), [{ n: 4 }]);
+    } finally {
+      if (other.inTransaction) other.exec("rollback");
+      other.close();
+      await store.close();
+    }
   });
 });

@@ -126,6 +126,27 @@ function registerCheckpointMetrics(registry: Registry, store: Store): void {
       this.inc({ result: "failed" }, s?.failures ?? 0);
     },
   });
+  new Counter({
+    name: "licensekit_sqlite_lock_waits_total",
+    help: "SQLite writes that found another process's write lock taken (serve --workers, a CLI command, a second server), by outcome: acquired after waiting, or timed_out (answered 503)",
+    labelNames: ["outcome"],
+    registers: [registry],
+    collect() {
+      const w = store.lockWaits;
+      this.reset();
+      this.inc({ outcome: "acquired" }, w?.acquired ?? 0);
+      this.inc({ outcome: "timed_out" }, w?.timeouts ?? 0);
+    },
+  });
+  new Counter({
+    name: "licensekit_sqlite_lock_retries_total",
+    help: "Attempts a waiting SQLite write made again while another process held the write lock",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.lockWaits?.retries ?? 0);
+    },
+  });
   new Gauge({
     name: "licensekit_sqlite_wal_pages",
     help: "Pages in the SQLite write-ahead log at the last background checkpoint (what the thread found to copy)",

@@ -1,13 +1,13 @@
-// Opens the database named by LICENSEKIT_DATABASE_URL: embedded SQLite (WAL, busy timeout, foreign
-// keys) or PostgreSQL (pool). Everything above this file sees one typed Kysely<Database>.
+// Opens the database named by LICENSEKIT_DATABASE_URL: embedded SQLite (WAL, lock waits that do not
+// block the event loop, foreign keys) or PostgreSQL (pool). Everything above this file sees one typed Kysely<Database>.
 import fs from "node:fs";
 import path from "node:path";
 import Sqlite from "better-sqlite3";
 import { Kysely, PostgresDialect, type SelectQueryBuilder, type Transaction } from "kysely";
 import pg from "pg";
-import type { DatabaseConfig } from "../config.js";
+import { type DatabaseConfig, SQLITE_LOCK_WAIT_MS } from "../config.js";
 import type { Database } from "./schema.js";
-import { ImmediateSqliteDialect } from "./sqlite-driver.js";
+import { ImmediateSqliteDialect, type SqliteLockWaits } from "./sqlite-driver.js";
 import { WalCheckpointer } from "./wal-checkpointer.js";
 
 export type Engine = "sqlite" | "postgres";
@@ -23,6 +23,8 @@ export interface Store {
   close(): Promise<void>;
   /** A SQLite database file's background checkpoints (started by a serving process); none for PostgreSQL or :memory:. */
   checkpointer?: WalCheckpointer;
+  /** SQLite: how often a statement found another process's write lock taken, and what came of it. */
+  lockWaits?: SqliteLockWaits;
 }
 
 /** How long a request waits for a PostgreSQL connection before it is answered 503. */
@@ -37,15 +39,17 @@ const pgTypes = {
   },
 };
 
-export async function openStore(config: DatabaseConfig, opts: { busyTimeoutMs?: number } = {}): Promise<Store> {
+export async function openStore(config: DatabaseConfig): Promise<Store> {
   if (config.engine === "sqlite") {
     if (config.file !== ":memory:") fs.mkdirSync(path.dirname(config.file), { recursive: true });
     const raw = new Sqlite(config.file);
     raw.pragma("journal_mode = WAL");
-    raw.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+    // The driver waits for another process's write lock itself, between turns of the event loop.
+    raw.pragma("busy_timeout = 0");
     raw.pragma("foreign_keys = ON");
     raw.pragma("synchronous = NORMAL");
-    const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect(raw) });
+    const dialect = new ImmediateSqliteDialect(raw, { timeoutMs: config.lockWaitMs ?? SQLITE_LOCK_WAIT_MS });
+    const db = new Kysely<Database>({ dialect });
     const checkpointer = config.file === ":memory:" ? undefined : new WalCheckpointer(raw, config.file);
     return {
       db,
@@ -57,6 +61,7 @@ export async function openStore(config: DatabaseConfig, opts: { busyTimeoutMs?: 
         await checkpointer?.stop();
         await db.destroy();
       },
+      lockWaits: dialect.lockWaits,
       ...(checkpointer ? { checkpointer } : {}),
     };
   }

@@ -3,7 +3,8 @@
 // of failing on lock upgrade, (2) caches prepared statements, which Kysely's stock driver
 // re-prepares on every query, (3) compiles LIMIT/OFFSET parameters so that SQLite does not
 // re-prepare the cached statement for each new value, and (4) reads rows as arrays and makes each
-// row's object with a function written for the statement's columns (see `rowMaker`).
+// row's object with a function written for the statement's columns (see `rowMaker`), and (5) waits
+// for another process's write lock without blocking the event loop (see `SqliteBusyWait`).
 import type BetterSqlite3 from "better-sqlite3";
 import {
   type CompiledQuery,
@@ -75,9 +76,72 @@ function rowsOf(stmt: BetterSqlite3.Statement): RowShape {
   return { width: names.length, make: rowMaker(names) };
 }
 
+/**
+ * Waiting for the write lock of another process (`serve --workers N`, a CLI command beside the
+ * server, a second server on the same file). The connection's own busy handler is off
+ * (`busy_timeout = 0`): SQLite's would sleep inside the statement, and better-sqlite3 runs
+ * statements on the event loop's thread, so a process waiting for the lock could answer nothing
+ * else meanwhile (not even a validation from its cache) and slept in steps of up to 100 ms. Instead
+ * a BEGIN IMMEDIATE, or a statement outside a transaction, that finds the lock taken is tried again
+ * after `busyRetryDelayMs`, the process serving other requests in between, until `timeoutMs` has
+ * passed; then its SQLITE_BUSY goes up (answered 503 with Retry-After, see isDatabaseUnavailable).
+ */
+export interface SqliteBusyWait {
+  timeoutMs: number;
+}
+
+/** What the lock waits of one connection came to, since it opened. */
+export interface SqliteLockWaits {
+  /** Statements that found the write lock taken, waited, and then ran. */
+  acquired: number;
+  /** Times a waiting statement was tried again. */
+  retries: number;
+  /** Statements that gave up after the wait's timeout (their SQLITE_BUSY went up). */
+  timeouts: number;
+}
+
+/** How long the n-th retry (0-based) waits: the next turn of the event loop for the first few, then 1, 2 and at most 4 ms. */
+export function busyRetryDelayMs(n: number): number {
+  if (n < 4) return 0;
+  if (n < 12) return 1;
+  return n < 20 ? 2 : 4;
+}
+
+const isBusy = (err: unknown): boolean => /^SQLITE_BUSY/.test((err as { code?: string })?.code ?? "");
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+}
+function deferred(): Deferred {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+/** Resolves when `p` does or after `ms`, whichever comes first. */
+function within(p: Promise<void>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, Math.max(0, ms));
+    p.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+const pause = (ms: number) => new Promise<void>((resolve) => (ms === 0 ? setImmediate(resolve) : setTimeout(resolve, ms)));
+
 class CachedSqliteConnection implements DatabaseConnection {
   readonly #cache = new Map<string, CachedStatement>();
-  constructor(readonly db: BetterSqlite3.Database) {}
+  /** Held from acquireConnection to releaseConnection: one query or one transaction at a time. */
+  readonly mutex = new Mutex();
+  readonly lockWaits: SqliteLockWaits = { acquired: 0, retries: 0, timeouts: 0 };
+  /** The waiter that keeps trying for the write lock, and what the others wait for: it got the lock or gave up. */
+  #leader: { id: object; done: Deferred } | null = null;
+  constructor(
+    readonly db: BetterSqlite3.Database,
+    readonly busyWait: SqliteBusyWait,
+  ) {}
 
   #prepare(sqlText: string): CachedStatement {
     let cached = this.#cache.get(sqlText);
@@ -98,7 +162,52 @@ class CachedSqliteConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    return this.run<R>(compiled);
+    return this.untilUnlocked(() => this.run<R>(compiled));
+  }
+
+  /**
+   * Runs `attempt` now; while it fails with SQLITE_BUSY outside a transaction (so nothing of it
+   * ran: a BEGIN IMMEDIATE, or a statement in autocommit mode), runs it again after a pause, until
+   * the wait's timeout. Inside a transaction the write lock is already held, so a busy error there
+   * is not a lock wait and goes up at once.
+   *
+   * The caller holds the mutex. While it waits the mutex is let go, so this process's reads (a
+   * validation's cache miss, a management list) run meanwhile, and taken again before the next
+   * attempt. Only one waiter of the process (the leader) keeps trying; the others wait until it
+   * gets the lock or gives up, then try in turn, so a process with many queued writes does not
+   * make many attempts per pause.
+   */
+  async untilUnlocked<T>(attempt: () => T): Promise<T> {
+    const me = {};
+    let deadline = 0;
+    try {
+      for (let n = 0; ; n++) {
+        try {
+          const result = attempt();
+          if (n > 0) this.lockWaits.acquired++;
+          return result;
+        } catch (err) {
+          if (!isBusy(err) || this.db.inTransaction) throw err;
+          const now = performance.now();
+          if (n === 0) deadline = now + this.busyWait.timeoutMs;
+          else if (now >= deadline) {
+            this.lockWaits.timeouts++;
+            throw err;
+          }
+        }
+        this.lockWaits.retries++;
+        this.mutex.unlock();
+        if (this.#leader === null) this.#leader = { id: me, done: deferred() };
+        if (this.#leader.id === me) await pause(busyRetryDelayMs(n));
+        else await within(this.#leader.done.promise, deadline - performance.now());
+        await this.mutex.lock();
+      }
+    } finally {
+      if (this.#leader?.id === me) {
+        this.#leader.done.resolve();
+        this.#leader = null;
+      }
+    }
   }
 
   /** Runs a query now (better-sqlite3 is synchronous); executeQuery's promise wraps this. */
@@ -133,18 +242,17 @@ class CachedSqliteConnection implements DatabaseConnection {
 }
 
 class ImmediateSqliteDriver implements Driver {
-  readonly #mutex = new Mutex();
   readonly #connection: CachedSqliteConnection;
   constructor(connection: CachedSqliteConnection) {
     this.#connection = connection;
   }
   async init(): Promise<void> {}
   async acquireConnection(): Promise<DatabaseConnection> {
-    await this.#mutex.lock();
+    await this.#connection.mutex.lock();
     return this.#connection;
   }
   async beginTransaction(): Promise<void> {
-    this.#connection.control("begin immediate");
+    await this.#connection.untilUnlocked(() => this.#connection.control("begin immediate"));
   }
   async commitTransaction(): Promise<void> {
     this.#connection.control("commit");
@@ -154,7 +262,7 @@ class ImmediateSqliteDriver implements Driver {
     if (this.#connection.db.inTransaction) this.#connection.control("rollback");
   }
   async releaseConnection(): Promise<void> {
-    this.#mutex.unlock();
+    this.#connection.mutex.unlock();
   }
   async destroy(): Promise<void> {
     this.#connection.db.close();
@@ -205,8 +313,13 @@ export function sqliteTransactionConnection(q: {
 
 export class ImmediateSqliteDialect implements Dialect {
   readonly #connection: CachedSqliteConnection;
-  constructor(db: BetterSqlite3.Database) {
-    this.#connection = new CachedSqliteConnection(db);
+  /** `db` must have its busy handler off (`busy_timeout = 0`); `busyWait` replaces it. */
+  constructor(db: BetterSqlite3.Database, busyWait: SqliteBusyWait) {
+    this.#connection = new CachedSqliteConnection(db, busyWait);
+  }
+  /** The lock waits of this handle's connection (live counters). */
+  get lockWaits(): SqliteLockWaits {
+    return this.#connection.lockWaits;
   }
   createAdapter() {
     const adapter = new SqliteAdapter();
