@@ -178,29 +178,36 @@ class CachedSqliteConnection implements DatabaseConnection {
    * make many attempts per pause.
    */
   async untilUnlocked<T>(attempt: () => T): Promise<T> {
+    try {
+      return attempt();
+    } catch (err) {
+      if (!isBusy(err) || this.db.inTransaction) throw err;
+    }
+    return this.#waitForLock(attempt, performance.now() + this.busyWait.timeoutMs);
+  }
+
+  /** untilUnlocked after its first attempt found the lock taken. */
+  async #waitForLock<T>(attempt: () => T, deadline: number): Promise<T> {
     const me = {};
-    let deadline = 0;
     try {
       for (let n = 0; ; n++) {
-        try {
-          const result = attempt();
-          if (n > 0) this.lockWaits.acquired++;
-          return result;
-        } catch (err) {
-          if (!isBusy(err) || this.db.inTransaction) throw err;
-          const now = performance.now();
-          if (n === 0) deadline = now + this.busyWait.timeoutMs;
-          else if (now >= deadline) {
-            this.lockWaits.timeouts++;
-            throw err;
-          }
-        }
         this.lockWaits.retries++;
         this.mutex.unlock();
         if (this.#leader === null) this.#leader = { id: me, done: deferred() };
         if (this.#leader.id === me) await pause(busyRetryDelayMs(n));
         else await within(this.#leader.done.promise, deadline - performance.now());
         await this.mutex.lock();
+        try {
+          const result = attempt();
+          this.lockWaits.acquired++;
+          return result;
+        } catch (err) {
+          if (!isBusy(err) || this.db.inTransaction) throw err;
+          if (performance.now() >= deadline) {
+            this.lockWaits.timeouts++;
+            throw err;
+          }
+        }
       }
     } finally {
       if (this.#leader?.id === me) {
