@@ -8,6 +8,7 @@
 //   npm run bench -- --licenses 1000000 --only validate     the big variant
 //   npm run bench -- --workers 2                   `serve --workers 2`
 //   npm run bench -- --only validate --profile      server under --cpu-prof; summary via bench/profile-summary.ts
+//   npm run bench -- --workers 2 --only none --mixed  validate and activate (spread) at once, half the connections each
 // Other flags: --duration <s>, --connections <n>, --engines sqlite,postgres, --label <text>, --no-warm
 // (skip the unrecorded pass over every key that precedes validate and check), --floor (also load the
 // baseline's handler as a Fastify route), --server-node-args=<flags> (node flags for the server only).
@@ -44,6 +45,9 @@ const { values: opts } = parseArgs({
     warm: { type: "boolean", default: true },
     // A second baseline row: the same handler as a Fastify route (bench/baseline.ts, BASELINE_FRAMEWORK=fastify).
     floor: { type: "boolean", default: false },
+    // After the scenarios: validate and activate (spread) loaded at the same time, half the
+    // connections each, reported as two rows (how reads fare beside writes, e.g. across workers).
+    mixed: { type: "boolean", default: false },
     // Extra node flags for the server process only, e.g. --server-node-args=--max-semi-space-size=32.
     "server-node-args": { type: "string", default: "" },
     // Instructions per request under callgrind instead of req/s (see the header).
@@ -256,12 +260,12 @@ function treeCpuTicks(rootPid: number | undefined): number | null {
 }
 
 /** `first`: the index of the first request's body (scenarios with unique keys continue where a previous load stopped). */
-async function load(port: number, sc: Scenario, amount?: number, servingPid?: number, first = 0): Promise<Omit<Row, "engine" | "workers" | "licenses">> {
+async function load(port: number, sc: Scenario, amount?: number, servingPid?: number, first = 0, connections = CONNECTIONS): Promise<Omit<Row, "engine" | "workers" | "licenses">> {
   let n = first;
   const cpuBefore = treeCpuTicks(servingPid);
   const result = await autocannon({
     url: `http://127.0.0.1:${port}`,
-    connections: CONNECTIONS,
+    connections,
     ...(amount !== undefined ? { amount } : { duration: DURATION }),
     requests: [
       {
@@ -491,6 +495,22 @@ async function runEngine(engine: "sqlite" | "postgres", rows: Row[], meta: Recor
         ...ratios(r, baseline),
       });
     }
+    if (opts.mixed && !INSTRUCTIONS) {
+      // Each load's CPU per request is not its own here (both share the server), so none is reported.
+      const both = scenarios(seeded, `${engine}${WORKERS ?? 1}mixed`);
+      const reads = both.find((sc) => sc.name === "validate")!;
+      const writes = both.find((sc) => sc.name === "activate (spread)")!;
+      const half = Math.max(1, Math.floor(CONNECTIONS / 2));
+      if (opts.warm) await load(SERVER_PORT, reads, LICENSES);
+      log(`[${engine}] load: validate and activate (spread) at once, ${half} connections each`);
+      const [r, w] = await Promise.all([load(SERVER_PORT, reads, undefined, undefined, 0, half), load(SERVER_PORT, writes, undefined, undefined, 0, half)]);
+      for (const [x, name] of [
+        [r, "validate, beside activate"],
+        [w, "activate (spread), beside validate"],
+      ] as const) {
+        rows.push({ engine, workers: WORKERS ?? 1, licenses: LICENSES, ...x, endpoint: name, ...ratios(x, baseline) });
+      }
+    }
     await stop(server);
   } finally {
     for (const c of children) await stop(c);
@@ -605,7 +625,7 @@ async function main(): Promise<void> {
     cpu_count: os.cpus().length,
     memory_gb: Math.round(os.totalmem() / 2 ** 30),
     loadavg_at_start: os.loadavg().map(round),
-    settings: { licenses: LICENSES, duration_s: DURATION, connections: CONNECTIONS, workers: WORKERS ?? 1, engines: ENGINES, only: opts.only ?? null, profile: opts.profile, warm: opts.warm, floor: opts.floor, server_node_args: opts["server-node-args"] || null, ...(INSTRUCTIONS ? { instructions: { requests_per_round: Number(opts["instr-requests"]), rounds: Number(opts["instr-rounds"]), warm_up_requests: Number(opts["instr-warm"]) } } : {}) },
+    settings: { licenses: LICENSES, duration_s: DURATION, connections: CONNECTIONS, workers: WORKERS ?? 1, engines: ENGINES, only: opts.only ?? null, profile: opts.profile, warm: opts.warm, floor: opts.floor, mixed: opts.mixed, server_node_args: opts["server-node-args"] || null, ...(INSTRUCTIONS ? { instructions: { requests_per_round: Number(opts["instr-requests"]), rounds: Number(opts["instr-rounds"]), warm_up_requests: Number(opts["instr-warm"]) } } : {}) },
     tool: INSTRUCTIONS
       ? "autocannon 9 sends a fixed number of requests; the serving process runs under valgrind --tool=callgrind, which counts its instructions"
       : "autocannon 9, in the bench process; server and baseline are separate processes",
