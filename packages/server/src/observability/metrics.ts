@@ -44,6 +44,7 @@ export function createMetrics(sources?: MetricSources): Metrics {
   collectDefaultMetrics({ register: registry, prefix: "licensekit_" });
   const signatures = new BatchedCounter(registry, "licensekit_signatures_total", "Ed25519 signatures made, by kind (data or error)", ["kind"]);
   if (sources) registerCheckpointMetrics(registry, sources.store);
+  if (sources) registerLockWaitMetrics(registry, sources.store);
   if (sources?.runtimeCache) registerRuntimeCacheMetrics(registry, sources.runtimeCache);
   return {
     registry,
@@ -126,6 +127,21 @@ function registerCheckpointMetrics(registry: Registry, store: Store): void {
       this.inc({ result: "failed" }, s?.failures ?? 0);
     },
   });
+  new Gauge({
+    name: "licensekit_sqlite_wal_pages",
+    help: "Pages in the SQLite write-ahead log at the last background checkpoint (what the thread found to copy)",
+    registers: [registry],
+    collect() {
+      this.set(store.checkpointer?.stats.lastLog ?? 0);
+    },
+  });
+}
+
+/**
+ * SQLite writes that found another process's write lock taken (store/sqlite-driver.ts,
+ * `untilUnlocked`), read from the connection's counters at scrape time; zero on PostgreSQL.
+ */
+function registerLockWaitMetrics(registry: Registry, store: Store): void {
   new Counter({
     name: "licensekit_sqlite_lock_waits_total",
     help: "SQLite writes that found another process's write lock taken (serve --workers, a CLI command, a second server), by outcome: acquired after waiting, or timed_out (answered 503)",
@@ -145,14 +161,6 @@ function registerCheckpointMetrics(registry: Registry, store: Store): void {
     collect() {
       this.reset();
       this.inc(store.lockWaits?.retries ?? 0);
-    },
-  });
-  new Gauge({
-    name: "licensekit_sqlite_wal_pages",
-    help: "Pages in the SQLite write-ahead log at the last background checkpoint (what the thread found to copy)",
-    registers: [registry],
-    collect() {
-      this.set(store.checkpointer?.stats.lastLog ?? 0);
     },
   });
 }

@@ -48,7 +48,7 @@ export async function openStore(config: DatabaseConfig): Promise<Store> {
     raw.pragma("busy_timeout = 0");
     raw.pragma("foreign_keys = ON");
     raw.pragma("synchronous = NORMAL");
-    const dialect = new ImmediateSqliteDialect(raw, { timeoutMs: config.lockWaitMs ?? SQLITE_LOCK_WAIT_MS });
+    const dialect = new ImmediateSqliteDialect(raw, config.lockWaitMs ?? SQLITE_LOCK_WAIT_MS);
     const db = new Kysely<Database>({ dialect });
     const checkpointer = config.file === ":memory:" ? undefined : new WalCheckpointer(raw, config.file);
     return {

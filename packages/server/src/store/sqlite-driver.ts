@@ -4,7 +4,7 @@
 // re-prepares on every query, (3) compiles LIMIT/OFFSET parameters so that SQLite does not
 // re-prepare the cached statement for each new value, and (4) reads rows as arrays and makes each
 // row's object with a function written for the statement's columns (see `rowMaker`), and (5) waits
-// for another process's write lock without blocking the event loop (see `SqliteBusyWait`).
+// for another process's write lock without blocking the event loop (see `untilUnlocked`).
 import type BetterSqlite3 from "better-sqlite3";
 import {
   type CompiledQuery,
@@ -76,20 +76,6 @@ function rowsOf(stmt: BetterSqlite3.Statement): RowShape {
   return { width: names.length, make: rowMaker(names) };
 }
 
-/**
- * Waiting for the write lock of another process (`serve --workers N`, a CLI command beside the
- * server, a second server on the same file). The connection's own busy handler is off
- * (`busy_timeout = 0`): SQLite's would sleep inside the statement, and better-sqlite3 runs
- * statements on the event loop's thread, so a process waiting for the lock could answer nothing
- * else meanwhile (not even a validation from its cache) and slept in steps of up to 100 ms. Instead
- * a BEGIN IMMEDIATE, or a statement outside a transaction, that finds the lock taken is tried again
- * after `busyRetryDelayMs`, the process serving other requests in between, until `timeoutMs` has
- * passed; then its SQLITE_BUSY goes up (answered 503 with Retry-After, see isDatabaseUnavailable).
- */
-export interface SqliteBusyWait {
-  timeoutMs: number;
-}
-
 /** What the lock waits of one connection came to, since it opened. */
 export interface SqliteLockWaits {
   /** Statements that found the write lock taken, waited, and then ran. */
@@ -140,7 +126,8 @@ class CachedSqliteConnection implements DatabaseConnection {
   #leader: { id: object; done: Deferred } | null = null;
   constructor(
     readonly db: BetterSqlite3.Database,
-    readonly busyWait: SqliteBusyWait,
+    /** How long a write waits for another process's write lock (LICENSEKIT_SQLITE_LOCK_WAIT_MS). */
+    readonly lockWaitMs: number,
   ) {}
 
   #prepare(sqlText: string): CachedStatement {
@@ -166,10 +153,19 @@ class CachedSqliteConnection implements DatabaseConnection {
   }
 
   /**
+   * Waiting for the write lock of another process (`serve --workers N`, a CLI command beside the
+   * server, a second server on the same file). The connection's own busy handler is off
+   * (`busy_timeout = 0`): SQLite's would sleep inside the statement, and better-sqlite3 runs
+   * statements on the event loop's thread, so a process waiting for the lock could answer nothing
+   * else meanwhile (not even a validation from its cache) and slept in steps of up to 100 ms.
+   *
    * Runs `attempt` now; while it fails with SQLITE_BUSY outside a transaction (so nothing of it
-   * ran: a BEGIN IMMEDIATE, or a statement in autocommit mode), runs it again after a pause, until
-   * the wait's timeout. Inside a transaction the write lock is already held, so a busy error there
-   * is not a lock wait and goes up at once.
+   * ran: a BEGIN IMMEDIATE, or a statement in autocommit mode), runs it again after a pause
+   * (`busyRetryDelayMs`), the process serving other requests in between, until `lockWaitMs` has
+   * passed; then its SQLITE_BUSY goes up (answered 503 with Retry-After, see isDatabaseUnavailable).
+   * Inside a transaction the write lock is already held, so a busy error there is not a lock wait
+   * and goes up at once. Without a wait the result is returned as it is, not in a promise (the
+   * root queries of every request pass through here).
    *
    * The caller holds the mutex. While it waits the mutex is let go, so this process's reads (a
    * validation's cache miss, a management list) run meanwhile, and taken again before the next
@@ -177,13 +173,13 @@ class CachedSqliteConnection implements DatabaseConnection {
    * gets the lock or gives up, then try in turn, so a process with many queued writes does not
    * make many attempts per pause.
    */
-  async untilUnlocked<T>(attempt: () => T): Promise<T> {
+  untilUnlocked<T>(attempt: () => T): T | Promise<T> {
     try {
       return attempt();
     } catch (err) {
       if (!isBusy(err) || this.db.inTransaction) throw err;
     }
-    return this.#waitForLock(attempt, performance.now() + this.busyWait.timeoutMs);
+    return this.#waitForLock(attempt, performance.now() + this.lockWaitMs);
   }
 
   /** untilUnlocked after its first attempt found the lock taken. */
@@ -320,9 +316,9 @@ export function sqliteTransactionConnection(q: {
 
 export class ImmediateSqliteDialect implements Dialect {
   readonly #connection: CachedSqliteConnection;
-  /** `db` must have its busy handler off (`busy_timeout = 0`); `busyWait` replaces it. */
-  constructor(db: BetterSqlite3.Database, busyWait: SqliteBusyWait) {
-    this.#connection = new CachedSqliteConnection(db, busyWait);
+  /** `db` must have its busy handler off (`busy_timeout = 0`); waits of up to `lockWaitMs` replace it. */
+  constructor(db: BetterSqlite3.Database, lockWaitMs: number) {
+    this.#connection = new CachedSqliteConnection(db, lockWaitMs);
   }
   /** The lock waits of this handle's connection (live counters). */
   get lockWaits(): SqliteLockWaits {
