@@ -109,32 +109,58 @@ export function createMetrics(sources?: MetricSources): Metrics {
   };
 }
 
+/** A gauge set at scrape time from `read`. */
+function scrapedGauge(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+/**
+ * A counter whose totals are kept elsewhere (a component's own statistics) and read at scrape time:
+ * one series when `read` gives a number, else one per value of `label`.
+ */
+function scrapedCounter(registry: Registry, name: string, help: string, read: () => number | Record<string, number>, label?: string): void {
+  new Counter({
+    name,
+    help,
+    labelNames: label ? [label] : [],
+    registers: [registry],
+    collect() {
+      const totals = read();
+      this.reset();
+      if (typeof totals === "number") this.inc(totals);
+      else for (const [value, n] of Object.entries(totals)) this.inc({ [label!]: value }, n);
+    },
+  });
+}
+
 /**
  * The background WAL checkpoints of a SQLite file (store/wal-checkpointer.ts), read from its
  * statistics at scrape time; zero on PostgreSQL and when the thread is off.
  */
 function registerCheckpointMetrics(registry: Registry, store: Store): void {
-  new Counter({
-    name: "licensekit_sqlite_wal_checkpoints_total",
-    help: "Background WAL checkpoints of the SQLite file by result (ok, busy: another connection was checkpointing, failed)",
-    labelNames: ["result"],
-    registers: [registry],
-    collect() {
+  scrapedCounter(
+    registry,
+    "licensekit_sqlite_wal_checkpoints_total",
+    "Background WAL checkpoints of the SQLite file by result (ok, busy: another connection was checkpointing, failed)",
+    () => {
       const s = store.checkpointer?.stats;
-      this.reset();
-      this.inc({ result: "ok" }, s ? s.runs - s.busy - s.failures : 0);
-      this.inc({ result: "busy" }, s?.busy ?? 0);
-      this.inc({ result: "failed" }, s?.failures ?? 0);
+      return { ok: s ? s.runs - s.busy - s.failures : 0, busy: s?.busy ?? 0, failed: s?.failures ?? 0 };
     },
-  });
-  new Gauge({
-    name: "licensekit_sqlite_wal_pages",
-    help: "Pages in the SQLite write-ahead log at the last background checkpoint (what the thread found to copy)",
-    registers: [registry],
-    collect() {
-      this.set(store.checkpointer?.stats.lastLog ?? 0);
-    },
-  });
+    "result",
+  );
+  scrapedGauge(
+    registry,
+    "licensekit_sqlite_wal_pages",
+    "Pages in the SQLite write-ahead log at the last background checkpoint (what the thread found to copy)",
+    () => store.checkpointer?.stats.lastLog ?? 0,
+  );
 }
 
 /**
@@ -142,52 +168,31 @@ function registerCheckpointMetrics(registry: Registry, store: Store): void {
  * `untilUnlocked`), read from the connection's counters at scrape time; zero on PostgreSQL.
  */
 function registerLockWaitMetrics(registry: Registry, store: Store): void {
-  new Counter({
-    name: "licensekit_sqlite_lock_waits_total",
-    help: "SQLite writes that found another process's write lock taken (serve --workers, a CLI command, a second server), by outcome: acquired after waiting, or timed_out (answered 503)",
-    labelNames: ["outcome"],
-    registers: [registry],
-    collect() {
-      const w = store.lockWaits;
-      this.reset();
-      this.inc({ outcome: "acquired" }, w?.acquired ?? 0);
-      this.inc({ outcome: "timed_out" }, w?.timeouts ?? 0);
-    },
-  });
-  new Counter({
-    name: "licensekit_sqlite_lock_retries_total",
-    help: "Attempts a waiting SQLite write made again while another process held the write lock",
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(store.lockWaits?.retries ?? 0);
-    },
-  });
+  scrapedCounter(
+    registry,
+    "licensekit_sqlite_lock_waits_total",
+    "SQLite writes that found another process's write lock taken (serve --workers, a CLI command, a second server), by outcome: acquired after waiting, or timed_out (answered 503)",
+    () => ({ acquired: store.lockWaits?.acquired ?? 0, timed_out: store.lockWaits?.timeouts ?? 0 }),
+    "outcome",
+  );
+  scrapedCounter(
+    registry,
+    "licensekit_sqlite_lock_retries_total",
+    "Attempts a waiting SQLite write made again while another process held the write lock",
+    () => store.lockWaits?.retries ?? 0,
+  );
 }
 
 /** The validate/check runtime cache (cache/runtime-cache.ts): its fill against its bounds, and how often it answered. */
 function registerRuntimeCacheMetrics(registry: Registry, cache: RuntimeCache): void {
-  const gauge = (name: string, help: string, read: () => number) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(read());
-      },
-    });
-  gauge("licensekit_runtime_cache_licenses", "Licenses whose runtime state this process holds", () => cache.size);
-  gauge("licensekit_runtime_cache_bytes", "Estimated heap bytes of the runtime cache", () => cache.bytes);
-  gauge("licensekit_runtime_cache_budget_bytes", "The runtime cache's heap budget (LICENSEKIT_RUNTIME_CACHE_MB)", () => cache.budgetBytes);
-  new Counter({
-    name: "licensekit_runtime_cache_lookups_total",
-    help: "License lookups of validate/check by result: hit (no database read) or miss",
-    labelNames: ["result"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc({ result: "hit" }, cache.stats.hits);
-      this.inc({ result: "miss" }, cache.stats.misses);
-    },
-  });
+  scrapedGauge(registry, "licensekit_runtime_cache_licenses", "Licenses whose runtime state this process holds", () => cache.size);
+  scrapedGauge(registry, "licensekit_runtime_cache_bytes", "Estimated heap bytes of the runtime cache", () => cache.bytes);
+  scrapedGauge(registry, "licensekit_runtime_cache_budget_bytes", "The runtime cache's heap budget (LICENSEKIT_RUNTIME_CACHE_MB)", () => cache.budgetBytes);
+  scrapedCounter(
+    registry,
+    "licensekit_runtime_cache_lookups_total",
+    "License lookups of validate/check by result: hit (no database read) or miss",
+    () => ({ hit: cache.stats.hits, miss: cache.stats.misses }),
+    "result",
+  );
 }
