@@ -99,5 +99,12 @@ describe("sqlite: a write waiting for another process's write lock", () => {
     assert.equal(replayed.headers.get("idempotent-replayed"), "true");
     assert.equal(replayed.json.data.device_id, retried.json.data.device_id);
     assert.deepEqual(await devices(), ["fp-known", "fp-late", "fp-waiting"]);
+
+    // /metrics counts the waits (a batched flush may have waited as well, hence at least).
+    const metrics = await h.request({ method: "GET", url: "/metrics", token: null });
+    const series = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(metrics.text)?.[1]);
+    assert.ok(series('licensekit_sqlite_lock_waits_total\\{outcome="acquired"\\}') >= 1, "the first test's activate waited, then ran");
+    assert.ok(series('licensekit_sqlite_lock_waits_total\\{outcome="timed_out"\\}') >= 1, "this test's activate gave up");
+    assert.ok(series("licensekit_sqlite_lock_retries_total") >= 2);
   });
 });
