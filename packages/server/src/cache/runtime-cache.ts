@@ -21,8 +21,8 @@
 // rows' fields and strings as V8 lays them out, calibrated in docs/benchmarks.md), entries not hit
 // since the last eviction pass dropped first. Strings that repeat across licenses (product, policy,
 // state, metadata, device status, feature code) are stored once, and a device is kept as its id and
-// status only, so a license with one device and one feature takes about 1.9 KB and the default
-// budget (half the V8 heap limit) holds a million of them on a 4 GiB heap.
+// status only, so a license with one device and one feature takes about 1 KB and the default
+// budget (half the V8 heap limit) holds about two million of them on a 4 GiB heap.
 //
 // Rows handed out are frozen and shared by concurrent requests; callers must not change them.
 // Unknown license keys are not cached (a new license must work at once, and its key hash is not
@@ -78,15 +78,16 @@ export interface CacheEntry extends RuntimeLicense {
 
 // ---- size estimates ---------------------------------------------------------------------------
 // What V8 (64-bit, no pointer compression, as Node ships) takes for what the cache holds. A cached
-// row is an ordinary object (fastCopy) with a slot per field and more in a backing array; a string
-// is a 16-byte header plus its characters rounded up to 8; a number beyond 31 bits (every
-// timestamp) is a 16-byte heap number. Constants calibrated against the heap growth that
-// bench/cache-memory.ts measures (docs/benchmarks.md).
-const OBJECT_BYTES = 48;
-const FIELD_BYTES = 16;
+// row is an object literal made for its shape (fastCopy): a 24-byte header and an 8-byte slot per
+// field, its hidden class shared with every row of that shape; a string is a 16-byte header plus
+// its characters rounded up to 8; a number beyond 31 bits (every timestamp) is a 16-byte heap
+// number. Constants calibrated against the heap growth that bench/cache-memory.ts measures
+// (docs/benchmarks.md).
+const OBJECT_BYTES = 24;
+const FIELD_BYTES = 8;
 const HEAP_NUMBER_BYTES = 16;
 /** An entry object, its slots in the two maps, and what the measured heap growth shows beyond the parts above. */
-const ENTRY_BYTES = 800;
+const ENTRY_BYTES = 280;
 const MAP_BYTES = 120;
 const MAP_SLOT_BYTES = 40;
 
@@ -120,12 +121,42 @@ const freeze = <T extends object>(o: T): T => Object.freeze(o);
 
 /**
  * A copy of a database row as an ordinary object with fast properties and, for every row of one
- * query, the same hidden class. better-sqlite3's own row objects were in V8's dictionary mode (a hash
- * table per row: about twice the memory, and slower to read); the SQLite driver now makes rows
- * itself (`rowMaker`), but the copy keeps the cached entry independent of the driver's row on
- * either engine.
+ * shape, the same hidden class, frozen or not. better-sqlite3's own row objects were in V8's
+ * dictionary mode (a hash table per row: about twice the memory, and slower to read); the SQLite
+ * driver now makes rows itself (`rowMaker`), but the copy keeps the cached entry independent of the
+ * driver's row on either engine.
+ *
+ * The copy is an object literal written for the row's keys (one function per shape), not a spread.
+ * A spread's copy gets a hidden class of its own outside V8's transition tree: freezing it cannot
+ * take a shared transition, so every cached license and feature had a hidden class of its own (and
+ * once the spread's site had seen a few shapes, the copies differed even unfrozen). Every property
+ * read of a cached license or feature in validate and check then missed V8's megamorphic cache and
+ * went through the runtime: eleven such misses per validate, seen with `node --log-ic`, and one map
+ * per license in the heap. Object.assign onto `{}` shares classes too, but a row of more than
+ * sixteen columns (a policy) ends in dictionary mode. test/runtime-cache-shapes.test.ts checks it.
  */
-const fastCopy = <T extends object>(row: T): T => ({ ...row });
+function fastCopy<T extends object>(row: T): T {
+  const keys = Object.keys(row);
+  const id = keys.join("\u0000");
+  let copy = copierOfShape.get(id);
+  if (copy === undefined) {
+    if (copierOfShape.size >= COPIER_SHAPES_MAX) return Object.assign({}, row);
+    copy = copier(keys);
+    copierOfShape.set(id, copy);
+  }
+  return copy(row) as T;
+}
+
+type Copier = (row: object) => object;
+/** Row shapes are those of a few queries; past this many a copy is made by Object.assign. */
+const COPIER_SHAPES_MAX = 64;
+const copierOfShape = new Map<string, Copier>();
+
+function copier(keys: readonly string[]): Copier {
+  // A quoted "__proto__" key in a literal would set the prototype; a computed one defines a property.
+  const fields = keys.map((k) => `${k === "__proto__" ? '["__proto__"]' : JSON.stringify(k)}: r[${JSON.stringify(k)}]`);
+  return new Function("r", `"use strict"; return { ${fields.join(", ")} };`) as Copier;
+}
 
 /** Fields whose values repeat across licenses and devices: each distinct value is kept once. */
 const SHARED_LICENSE_FIELDS = ["product_id", "policy_id", "state", "metadata"] as const;
