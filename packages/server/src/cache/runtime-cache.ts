@@ -132,8 +132,8 @@ const freeze = <T extends object>(o: T): T => Object.freeze(o);
  * once the spread's site had seen a few shapes, the copies differed even unfrozen). Every property
  * read of a cached license or feature in validate and check then missed V8's megamorphic cache and
  * went through the runtime: eleven such misses per validate, seen with `node --log-ic`, and one map
- * per license in the heap. Object.assign onto `{}` shares classes too, but a row of more than
- * sixteen columns (a policy) ends in dictionary mode. test/runtime-cache-shapes.test.ts checks it.
+ * per license in the heap. Object.assign onto `{}` shares classes too, but left the cached policy
+ * row in dictionary mode (%HasFastProperties false). test/runtime-cache-shapes.test.ts checks both.
  */
 function fastCopy<T extends object>(row: T): T {
   const keys = Object.keys(row);
