@@ -37,6 +37,7 @@ import { policyOf } from "../store/policies.js";
 import { findVersionCatalogFacts } from "../store/product-versions.js";
 import { findRuntimeState, RUNTIME_DEVICES_MAX, type RuntimeDeviceFacts } from "../store/runtime-state.js";
 import type { DeviceRow, LicenseRow, PolicyRow } from "../store/schema.js";
+import { rowMaker } from "../store/sqlite-driver.js";
 
 /**
  * Devices remembered per license (found and "not found"); past this the license's map starts over.
@@ -126,37 +127,32 @@ const freeze = <T extends object>(o: T): T => Object.freeze(o);
  * driver now makes rows itself (`rowMaker`), but the copy keeps the cached entry independent of the
  * driver's row on either engine.
  *
- * The copy is an object literal written for the row's keys (one function per shape), not a spread.
- * A spread's copy gets a hidden class of its own outside V8's transition tree: freezing it cannot
- * take a shared transition, so every cached license and feature had a hidden class of its own (and
- * once the spread's site had seen a few shapes, the copies differed even unfrozen). Every property
- * read of a cached license or feature in validate and check then missed V8's megamorphic cache and
- * went through the runtime: eleven such misses per validate, seen with `node --log-ic`, and one map
- * per license in the heap. Object.assign onto `{}` shares classes too, but left the cached policy
- * row in dictionary mode (%HasFastProperties false). test/runtime-cache-shapes.test.ts checks both.
+ * The copy is an object literal written for the row's keys (`rowMaker`, one function per shape),
+ * not a spread. A spread's copy gets a hidden class of its own outside V8's transition tree:
+ * freezing it cannot take a shared transition, so every cached license and feature had a hidden
+ * class of its own (and once the spread's site had seen a few shapes, the copies differed even
+ * unfrozen). Every property read of a cached license or feature in validate and check then missed
+ * V8's megamorphic cache and went through the runtime: eleven such misses per validate, seen with
+ * `node --log-ic`, and one map per license in the heap. Object.assign onto `{}` shares classes too,
+ * but left the cached policy row in dictionary mode (%HasFastProperties false).
+ * test/runtime-cache-shapes.test.ts checks both.
  */
 function fastCopy<T extends object>(row: T): T {
   const keys = Object.keys(row);
   const id = keys.join("\u0000");
-  let copy = copierOfShape.get(id);
-  if (copy === undefined) {
-    if (copierOfShape.size >= COPIER_SHAPES_MAX) return Object.assign({}, row);
-    copy = copier(keys);
-    copierOfShape.set(id, copy);
+  let make = makerOfShape.get(id);
+  if (make === undefined) {
+    if (makerOfShape.size >= SHAPES_MAX) return Object.assign({}, row);
+    make = rowMaker(keys);
+    makerOfShape.set(id, make);
   }
-  return copy(row) as T;
+  // Object.values lists the values in the order of Object.keys.
+  return make(Object.values(row)) as T;
 }
 
-type Copier = (row: object) => object;
 /** Row shapes are those of a few queries; past this many a copy is made by Object.assign. */
-const COPIER_SHAPES_MAX = 64;
-const copierOfShape = new Map<string, Copier>();
-
-function copier(keys: readonly string[]): Copier {
-  // A quoted "__proto__" key in a literal would set the prototype; a computed one defines a property.
-  const fields = keys.map((k) => `${k === "__proto__" ? '["__proto__"]' : JSON.stringify(k)}: r[${JSON.stringify(k)}]`);
-  return new Function("r", `"use strict"; return { ${fields.join(", ")} };`) as Copier;
-}
+const SHAPES_MAX = 64;
+const makerOfShape = new Map<string, ReturnType<typeof rowMaker>>();
 
 /** Fields whose values repeat across licenses and devices: each distinct value is kept once. */
 const SHARED_LICENSE_FIELDS = ["product_id", "policy_id", "state", "metadata"] as const;

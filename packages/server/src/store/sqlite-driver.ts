@@ -50,7 +50,8 @@ type RowMaker = (values: unknown[]) => Row;
  * that is also slower to read). An object literal of a fixed shape is made in a few hundred, and
  * every row of one statement shares one hidden class. As with better-sqlite3's objects, a name that
  * appears twice keeps the later column's value. Column names come from SQLite and are written as
- * JSON string literals, so no name can be read as code.
+ * JSON string literals, so no name can be read as code. The runtime cache makes its copies of rows
+ * with it too (`fastCopy` in cache/runtime-cache.ts).
  */
 export function rowMaker(names: readonly string[]): RowMaker {
   // A quoted "__proto__" key in a literal would set the prototype; a computed one defines a property.
