@@ -16,6 +16,7 @@ import { validatorCompiler } from "./http/validation.js";
 import { newRequestId } from "./ids.js";
 import { purgeExpiredIdempotencyRecords } from "./jobs/idempotency-purge.js";
 import { expireFloatingLeases } from "./jobs/lease-expiry.js";
+import { deferredChildLogger } from "./observability/request-logger.js";
 import { observeRequest } from "./observability/request-observer.js";
 import { MANAGEMENT_ROUTES } from "./routes/management/index.js";
 import { RUNTIME_ROUTES } from "./routes/runtime/index.js";
@@ -40,6 +41,8 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
       level: config.logLevel,
       redact: { paths: ["req.headers.authorization", "req.headers.cookie", "*.license_key", "*.token"], censor: "[redacted]" },
     },
+    // req.log's pino child is made only when the request logs something (observability/request-logger.ts).
+    ...(opts.logger === false ? {} : { childLoggerFactory: deferredChildLogger }),
     genReqId: () => newRequestId(),
     requestIdHeader: false,
     // One log line per request, written by the onResponse hook below.
@@ -65,6 +68,7 @@ export async function buildApp(services: Services, opts: BuildOptions = {}): Pro
   app.decorateRequest("errorCode", null);
   app.decorateRequest("correlationId", null);
   app.decorateRequest("bodyNulFree", false);
+  app.decorateRequest("runtimeReadOnly", false);
 
   // An empty body sent as application/json means "no body" (clients often set the header on every
   // POST); anything else goes to Fastify's own parser (prototype-poisoning safe).
@@ -188,6 +192,8 @@ const LEASE_EXPIRY_INTERVAL_MS = 60_000;
 export function startBackgroundWork(app: FastifyInstance): void {
   const lk = app.lk;
   lk.keyring.startRefreshing(lk.config.keyRefreshSeconds * 1000, (err) => app.log.error({ err }, "signing key refresh failed"));
+  // SQLite file: the batched stamps and counts are written on a thread of their own.
+  lk.store.batchWriter?.start((err) => app.log.error({ err }, "SQLite batch thread failed"));
   lk.sideEffects.start(lk.config.sideEffectFlushMs);
   // SQLite file: WAL checkpoints on a thread of their own instead of inside a request's commit.
   if (lk.config.sqliteCheckpointMs > 0) lk.store.checkpointer?.start(lk.config.sqliteCheckpointMs, (err) => app.log.error({ err }, "WAL checkpoint failed"));

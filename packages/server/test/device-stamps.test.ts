@@ -93,8 +93,8 @@ for (const engine of ENGINES) {
     it("a full chunk looks each device up by its primary key (no scan of the devices table)", async (t) => {
       if (engine !== "sqlite") return t.skip("SQLite's planner only");
       const stamps: [string, DeviceStamp][] = Array.from({ length: 250 }, (_, i) => [`dev_plan_${i}`, { seenAt: 1, validatedAt: 1, ip: "10.0.0.1" }]);
-      const compiled = deviceStampsStatement(stamps).compile(h.lk.store.db);
-      const plan = await h.lk.store.db.executeQuery<{ detail: string }>(CompiledQuery.raw(`EXPLAIN QUERY PLAN ${compiled.sql}`, [...compiled.parameters]));
+      const statement = deviceStampsStatement("sqlite", stamps);
+      const plan = await h.lk.store.db.executeQuery<{ detail: string }>(CompiledQuery.raw(`EXPLAIN QUERY PLAN ${statement.sql}`, statement.params));
       const details = plan.rows.map((r) => r.detail);
       assert.ok(details.some((d) => /SEARCH devices USING (COVERING )?INDEX/.test(d)), details.join(" | "));
       assert.ok(!details.some((d) => /^SCAN devices/.test(d)), details.join(" | "));

@@ -27,6 +27,8 @@
 // Rows handed out are frozen and shared by concurrent requests; callers must not change them.
 // Unknown license keys are not cached (a new license must work at once, and its key hash is not
 // known to the change feed).
+import type { FastifyRequest } from "fastify";
+import "../http/fastify-types.js";
 import type { FeatureAssignment } from "../domain/entitlement.js";
 import type { VersionCatalogFacts } from "../domain/version-eligibility.js";
 import type { Q } from "../store/db.js";
@@ -521,15 +523,13 @@ function catalogueFacts(catalogue: ReadonlyMap<string, number>, appVersion: stri
   };
 }
 
-/** The cache entry behind each authenticated runtime request (set by runtimeAuth). */
-const entryOfRequest = new WeakMap<object, CacheEntry>();
-
-export function rememberRuntimeEntry(req: object, entry: CacheEntry): void {
-  entryOfRequest.set(req, entry);
-}
-
-export function runtimeEntryOf(req: object): CacheEntry | undefined {
-  return entryOfRequest.get(req);
+/**
+ * The cache entry behind an authenticated runtime request (set by runtimeAuth). A field of the
+ * request, not a WeakMap beside it: a weak collection costs each request an ephemeron-table entry
+ * that the garbage collector must process.
+ */
+export function runtimeEntryOf(req: FastifyRequest): CacheEntry | undefined {
+  return req.runtime?.entry;
 }
 
 function newEntry(keyHash: string, license: LicenseRow, policy: PolicyRow): CacheEntry {

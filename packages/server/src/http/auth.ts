@@ -3,7 +3,6 @@
 // up by keyed hash. `detail` says what is wrong without revealing whether an unknown credential exists.
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { normalizeLicenseKey } from "../ids.js";
-import { rememberRuntimeEntry } from "../cache/runtime-cache.js";
 import { ipAllowed } from "./cidr.js";
 import { ApiError } from "./errors.js";
 import { type Scope, scopeSatisfied } from "./scopes.js";
@@ -56,6 +55,5 @@ export async function runtimeAuth(req: FastifyRequest, _reply: FastifyReply): Pr
   // From the runtime cache when it is live (no database read), else license and policy are read.
   const found = await runtimeCache.license(store.db, hasher.hash(key), { withState: req.routeOptions.config.cachedState === true });
   if (!found) throw new ApiError("UNAUTHORIZED", "license key is not valid");
-  req.runtime = { kind: "license", license: found.license, policy: found.policy };
-  rememberRuntimeEntry(req, found);
+  req.runtime = { kind: "license", license: found.license, policy: found.policy, entry: found };
 }

@@ -1,4 +1,5 @@
 // What this project adds to Fastify's request, route config and instance.
+import type { CacheEntry } from "../cache/runtime-cache.js";
 import type { Services } from "../services.js";
 import type { LicenseRow, PolicyRow } from "../store/schema.js";
 import type { IdempotencyClaim } from "./idempotency.js";
@@ -14,6 +15,8 @@ export interface RuntimePrincipal {
   kind: "license";
   license: LicenseRow;
   policy: PolicyRow;
+  /** The runtime cache's entry the license came from (or, with the cache not live, one made for this request). */
+  entry: CacheEntry;
 }
 
 declare module "fastify" {
@@ -29,6 +32,8 @@ declare module "fastify" {
     correlationId: string | null;
     /** Set by the JSON body parser when the body's text has no \u0000 escape, so no string in it holds NUL. */
     bodyNulFree: boolean;
+    /** A validate or check answered without a transaction: nothing for its answer to invalidate. */
+    runtimeReadOnly: boolean;
   }
   interface FastifyContextConfig {
     /** Least-privilege scope of a management route (x-required-scopes). */

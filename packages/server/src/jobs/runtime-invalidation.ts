@@ -59,15 +59,13 @@ interface ChangeRow {
   license_id: string | null;
 }
 
-/** Requests that only read (validate/check answered without a transaction): nothing to invalidate. */
-const readOnly = new WeakSet<FastifyRequest>();
-
+/** A request that only reads (validate/check answered without a transaction): nothing to invalidate. */
 export function markReadOnly(req: FastifyRequest): void {
-  readOnly.add(req);
+  req.runtimeReadOnly = true;
 }
 
 export function unmarkReadOnly(req: FastifyRequest): void {
-  readOnly.delete(req);
+  req.runtimeReadOnly = false;
 }
 
 export class RuntimeInvalidation {
@@ -155,7 +153,7 @@ export class RuntimeInvalidation {
    * client reading through this process next sees its own change.
    */
   afterWrite = (req: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
-    if (!this.#running || req.method === "GET" || req.method === "HEAD" || readOnly.has(req)) {
+    if (!this.#running || req.method === "GET" || req.method === "HEAD" || req.runtimeReadOnly) {
       done(null, payload);
       return;
     }

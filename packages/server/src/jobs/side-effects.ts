@@ -1,10 +1,13 @@
 // Batched side effects of the read-only hot path (D7): last-used stamps of API keys, last-seen and
 // last-validated stamps of devices, per-license hourly counts of successful validate/check calls,
 // and recorded runtime denials. They are collected in memory and written together every few seconds
-// (and on shutdown), so a validation costs no write of its own.
-import { sql } from "kysely";
+// (and on shutdown), so a validation costs no write of its own. On a serving SQLite process the
+// stamps and counts are written by a thread with its own connection (store/sqlite-batch-writer.ts),
+// so the serving thread pays only for collecting them.
+import { CompiledQuery } from "kysely";
 import { type EventInput, recordEvent } from "../store/audit-events.js";
-import type { Store, Tx } from "../store/db.js";
+import type { Engine, Store, Tx } from "../store/db.js";
+import type { BatchStatement } from "../store/sqlite-batch-writer.js";
 import { hourStart } from "../store/runtime-call-counts.js";
 import type { RuntimeCallCountsTable } from "../store/schema.js";
 
@@ -133,13 +136,14 @@ export class SideEffects {
    * between them: better-sqlite3 runs statements synchronously, so one transaction holding thousands
    * of stamps would stall every request for its whole duration. A chunk that fails is put back, with
    * every chunk after it, for the next flush; chunks already committed stay written (each item is
-   * written exactly once either way).
+   * written exactly once either way). On a serving SQLite process the stamps and counts go to the
+   * batch thread, still one chunk at a time, so a failed chunk is never followed by one that ran.
    */
   async #write(): Promise<void> {
     const chunks = this.#takeChunks();
     for (let i = 0; i < chunks.length; i++) {
       try {
-        await this.store.db.transaction().execute((trx) => chunks[i]!.write(trx));
+        await writeChunk(this.store, chunks[i]!);
       } catch (err) {
         for (const c of chunks.slice(i)) c.putBack();
         this.onFlush("error", err);
@@ -164,7 +168,7 @@ export class SideEffects {
     const chunks: FlushChunk[] = [];
     for (const part of slices(apiKeys, FLUSH_CHUNK)) {
       chunks.push({
-        write: (trx) => writeApiKeyStamps(trx, part),
+        statements: (engine) => apiKeyStampStatements(engine, part),
         putBack: () => {
           for (const [id, at] of part) this.apiKeyUsed(id, at);
         },
@@ -172,7 +176,7 @@ export class SideEffects {
     }
     for (const part of slices(devices, FLUSH_CHUNK)) {
       chunks.push({
-        write: (trx) => writeDeviceStamps(trx, part),
+        statements: (engine) => [deviceStampsStatement(engine, part)],
         // Newest wins when put back next to stamps that arrived meanwhile.
         putBack: () => {
           for (const [id, st] of part) {
@@ -184,7 +188,7 @@ export class SideEffects {
     }
     for (const part of slices(counts, COUNT_ROWS_PER_STATEMENT)) {
       chunks.push({
-        write: (trx) => addCallCounts(trx, part),
+        statements: (engine) => [callCountsStatement(engine, part)],
         // Added back to whatever arrived meanwhile (the failed transaction wrote none of them).
         putBack: () => {
           for (const c of part) this.callCounted(c.licenseId, c.operation, c.hourStart, c.calls);
@@ -205,30 +209,73 @@ export class SideEffects {
   }
 }
 
-interface FlushChunk {
-  write(trx: Tx): Promise<void>;
+/**
+ * A chunk writes itself in a transaction (`write`), or is a list of statements (`statements`),
+ * which on a serving SQLite process the batch thread runs (store/sqlite-batch-writer.ts).
+ */
+type FlushChunk = ({ write(trx: Tx): Promise<void>; statements?: undefined } | { statements(engine: Engine): BatchStatement[]; write?: undefined }) & {
   putBack(): void;
+};
+
+/** Writes a chunk in one transaction: on the batch thread when it runs, else through `store.db`. */
+async function writeChunk(store: Store, chunk: FlushChunk): Promise<void> {
+  if (chunk.statements) {
+    const writer = store.batchWriter;
+    if (writer?.running) return writer.write(chunk.statements("sqlite"));
+    const statements = chunk.statements(store.engine);
+    await store.db.transaction().execute(async (trx) => {
+      for (const s of statements) await trx.executeQuery(CompiledQuery.raw(s.sql, s.params));
+    });
+    return;
+  }
+  const write = chunk.write;
+  await store.db.transaction().execute((trx) => write(trx));
 }
 
 function* slices<T>(items: T[], size: number): Generator<T[]> {
   for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }
 
-async function writeApiKeyStamps(trx: Tx, stamps: [string, number][]): Promise<void> {
-  for (const [id, at] of stamps) {
-    await trx
-      .updateTable("api_keys")
-      .set({ last_used_at: at })
-      .where("id", "=", id)
-      .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", at)]))
-      .execute();
+/** Placeholder i (0-based) of a statement: SQLite's `?`, PostgreSQL's `$n`. */
+function placeholder(engine: Engine, i: number): string {
+  return engine === "postgres" ? `$${i + 1}` : "?";
+}
+
+/** `rows` tuples of `width` placeholders each, written by `tuple`. */
+function tuples(engine: Engine, rows: number, width: number, tuple: (p: string[]) => string): string {
+  const out = new Array<string>(rows);
+  for (let r = 0; r < rows; r++) {
+    const p = new Array<string>(width);
+    for (let c = 0; c < width; c++) p[c] = placeholder(engine, r * width + c);
+    out[r] = tuple(p);
   }
+  return out.join(", ");
+}
+
+/** Statement texts for a full chunk, made once per engine (a last, shorter chunk's text is made each time). */
+const fullChunkTexts = new Map<string, string>();
+function chunkText(name: string, engine: Engine, rows: number, full: number, make: () => string): string {
+  if (rows !== full) return make();
+  const key = `${name} ${engine}`;
+  let text = fullChunkTexts.get(key);
+  if (text === undefined) {
+    text = make();
+    fullChunkTexts.set(key, text);
+  }
+  return text;
+}
+
+/** One guarded UPDATE per API key: only a newer stamp moves last_used_at. */
+function apiKeyStampStatements(engine: Engine, stamps: [string, number][]): BatchStatement[] {
+  const [at, id, prev] = [0, 1, 2].map((i) => placeholder(engine, i));
+  const text = `UPDATE api_keys SET last_used_at = ${at} WHERE id = ${id} AND (last_used_at IS NULL OR last_used_at < ${prev})`;
+  return stamps.map(([keyId, stamp]) => ({ sql: text, params: [stamp, keyId, stamp] }));
 }
 
 /**
- * Writes a chunk of device stamps with one UPDATE … FROM a VALUES list (SQLite ≥ 3.33 and
- * PostgreSQL), newest wins per column. One statement per chunk, not per device: the flush of a busy
- * process holds thousands of stamps, and on SQLite every statement runs on the event loop.
+ * A chunk of device stamps as one UPDATE … FROM a VALUES list (SQLite ≥ 3.33 and PostgreSQL),
+ * newest wins per column. One statement per chunk, not per device: the flush of a busy process
+ * holds thousands of stamps.
  * Each device row is updated at most once per transaction (its id appears once in the chunk) and in
  * id order: on PostgreSQL a second UPDATE of a row this transaction already updated would re-run
  * the foreign-key check (FOR KEY SHARE on the license row), which waits for a runtime transaction
@@ -238,18 +285,18 @@ async function writeApiKeyStamps(trx: Tx, stamps: [string, number][]): Promise<v
  * the whole devices table against an automatic index on v once the list is long (250 rows took
  * 200 ms at 1,000,000 devices); the IN list makes it look each device up by its primary key.
  */
-async function writeDeviceStamps(trx: Tx, stamps: [string, DeviceStamp][]): Promise<void> {
-  if (stamps.length === 0) return;
-  await deviceStampsStatement(stamps).execute(trx);
-}
-
-/** The statement writeDeviceStamps runs (exported for the query-plan test). */
-export function deviceStampsStatement(stamps: [string, DeviceStamp][]) {
+export function deviceStampsStatement(engine: Engine, stamps: [string, DeviceStamp][]): BatchStatement {
   const sorted = [...stamps].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const rows = sorted.map(
-    ([id, s]) => sql`(CAST(${id} AS TEXT), CAST(${s.seenAt} AS BIGINT), CAST(${s.validatedAt} AS BIGINT), CAST(${s.ip} AS TEXT))`,
-  );
-  return sql`WITH v(id, seen, validated, ip) AS (VALUES ${sql.join(rows)})
+  const params = new Array<unknown>(sorted.length * 4);
+  sorted.forEach(([id, s], i) => {
+    params[i * 4] = id;
+    params[i * 4 + 1] = s.seenAt;
+    params[i * 4 + 2] = s.validatedAt;
+    params[i * 4 + 3] = s.ip;
+  });
+  const sql = chunkText("device stamps", engine, sorted.length, FLUSH_CHUNK, () => {
+    const values = tuples(engine, sorted.length, 4, (p) => `(CAST(${p[0]} AS TEXT), CAST(${p[1]} AS BIGINT), CAST(${p[2]} AS BIGINT), CAST(${p[3]} AS TEXT))`);
+    return `WITH v(id, seen, validated, ip) AS (VALUES ${values})
 UPDATE devices SET
   last_seen_at = CASE WHEN devices.last_seen_at < v.seen THEN v.seen ELSE devices.last_seen_at END,
   ip_address = CASE WHEN v.ip IS NOT NULL AND devices.last_seen_at < v.seen THEN v.ip ELSE devices.ip_address END,
@@ -258,20 +305,26 @@ UPDATE devices SET
 FROM v
 WHERE devices.id IN (SELECT id FROM v) AND devices.id = v.id
   AND (devices.last_seen_at < v.seen OR (v.validated IS NOT NULL AND (devices.last_validated_at IS NULL OR devices.last_validated_at < v.validated)))`;
+  });
+  return { sql, params };
 }
 
 /**
- * Adds counts (one statement of at most COUNT_ROWS_PER_STATEMENT rows) to runtime_call_counts: a
- * multi-row upsert that adds to an existing row, so flushes of several processes on one database
- * sum up.
+ * Counts (at most COUNT_ROWS_PER_STATEMENT) added to runtime_call_counts: a multi-row upsert that
+ * adds to an existing row, so flushes of several processes on one database sum up.
  */
-async function addCallCounts(trx: Tx, counts: CallCount[]): Promise<void> {
-  if (counts.length === 0) return;
-  await trx
-    .insertInto("runtime_call_counts")
-    .values(counts.map((c) => ({ license_id: c.licenseId, hour_start: c.hourStart, operation: c.operation, calls: c.calls })))
-    .onConflict((oc) =>
-      oc.columns(["license_id", "hour_start", "operation"]).doUpdateSet((eb) => ({ calls: eb("runtime_call_counts.calls", "+", eb.ref("excluded.calls")) })),
-    )
-    .execute();
+function callCountsStatement(engine: Engine, counts: CallCount[]): BatchStatement {
+  const params = new Array<unknown>(counts.length * 4);
+  counts.forEach((c, i) => {
+    params[i * 4] = c.licenseId;
+    params[i * 4 + 1] = c.hourStart;
+    params[i * 4 + 2] = c.operation;
+    params[i * 4 + 3] = c.calls;
+  });
+  const sql = chunkText("call counts", engine, counts.length, COUNT_ROWS_PER_STATEMENT, () => {
+    const values = tuples(engine, counts.length, 4, (p) => `(${p.join(", ")})`);
+    return `INSERT INTO runtime_call_counts (license_id, hour_start, operation, calls) VALUES ${values}
+ON CONFLICT (license_id, hour_start, operation) DO UPDATE SET calls = runtime_call_counts.calls + excluded.calls`;
+  });
+  return { sql, params };
 }

@@ -45,6 +45,7 @@ export function createMetrics(sources?: MetricSources): Metrics {
   const signatures = new BatchedCounter(registry, "licensekit_signatures_total", "Ed25519 signatures made, by kind (data or error)", ["kind"]);
   if (sources) registerCheckpointMetrics(registry, sources.store);
   if (sources) registerLockWaitMetrics(registry, sources.store);
+  if (sources) registerBatchWriterMetrics(registry, sources.store);
   if (sources?.runtimeCache) registerRuntimeCacheMetrics(registry, sources.runtimeCache);
   return {
     registry,
@@ -160,6 +161,20 @@ function registerCheckpointMetrics(registry: Registry, store: Store): void {
     "licensekit_sqlite_wal_pages",
     "Pages in the SQLite write-ahead log at the last background checkpoint (what the thread found to copy)",
     () => store.checkpointer?.stats.lastLog ?? 0,
+  );
+}
+
+/**
+ * The batched stamps and counts written by a SQLite file's batch thread (store/sqlite-batch-writer.ts),
+ * read from its statistics at scrape time; zero on PostgreSQL.
+ */
+function registerBatchWriterMetrics(registry: Registry, store: Store): void {
+  scrapedCounter(
+    registry,
+    "licensekit_sqlite_batch_chunks_total",
+    "Chunks of batched stamps and call counts written by the SQLite batch thread, by result (committed, failed: put back for the next flush)",
+    () => ({ committed: store.batchWriter?.stats.committed ?? 0, failed: store.batchWriter?.stats.failed ?? 0 }),
+    "result",
   );
 }
 

@@ -7,6 +7,7 @@ import { Kysely, PostgresDialect, type SelectQueryBuilder, type Transaction } fr
 import pg from "pg";
 import { type DatabaseConfig, SQLITE_LOCK_WAIT_MS } from "../config.js";
 import type { Database } from "./schema.js";
+import { SqliteBatchWriter } from "./sqlite-batch-writer.js";
 import { ImmediateSqliteDialect, type SqliteLockWaits } from "./sqlite-driver.js";
 import { WalCheckpointer } from "./wal-checkpointer.js";
 
@@ -23,6 +24,8 @@ export interface Store {
   close(): Promise<void>;
   /** A SQLite database file's background checkpoints (started by a serving process); none for PostgreSQL or :memory:. */
   checkpointer?: WalCheckpointer;
+  /** A SQLite database file's thread for the batched side effects (started by a serving process); none for PostgreSQL or :memory:. */
+  batchWriter?: SqliteBatchWriter;
   /** SQLite: how often a statement found another process's write lock taken, and what came of it. */
   lockWaits?: SqliteLockWaits;
 }
@@ -48,9 +51,11 @@ export async function openStore(config: DatabaseConfig): Promise<Store> {
     raw.pragma("busy_timeout = 0");
     raw.pragma("foreign_keys = ON");
     raw.pragma("synchronous = NORMAL");
-    const dialect = new ImmediateSqliteDialect(raw, config.lockWaitMs ?? SQLITE_LOCK_WAIT_MS);
+    const lockWaitMs = config.lockWaitMs ?? SQLITE_LOCK_WAIT_MS;
+    const dialect = new ImmediateSqliteDialect(raw, lockWaitMs);
     const db = new Kysely<Database>({ dialect });
     const checkpointer = config.file === ":memory:" ? undefined : new WalCheckpointer(raw, config.file);
+    const batchWriter = config.file === ":memory:" ? undefined : new SqliteBatchWriter(config.file, lockWaitMs);
     return {
       db,
       engine: "sqlite",
@@ -58,11 +63,13 @@ export async function openStore(config: DatabaseConfig): Promise<Store> {
         raw.prepare("select 1").get();
       },
       close: async () => {
+        await batchWriter?.stop();
         await checkpointer?.stop();
         await db.destroy();
       },
       lockWaits: dialect.lockWaits,
       ...(checkpointer ? { checkpointer } : {}),
+      ...(batchWriter ? { batchWriter } : {}),
     };
   }
   const pool = new pg.Pool({
