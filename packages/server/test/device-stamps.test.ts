@@ -5,9 +5,9 @@
 // newer last_seen_at; and a flush spanning several chunks writes every device.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { newId } from "../src/ids.js";
 import { CompiledQuery } from "kysely";
 import { type DeviceStamp, deviceStampsStatement, SideEffects } from "../src/jobs/side-effects.js";
+import { deviceRow } from "./helpers/device-rows.js";
 import { ENGINES } from "./helpers/engines.js";
 import { type Harness, issueLicense, startHarness } from "./helpers/harness.js";
 
@@ -23,37 +23,9 @@ for (const engine of ENGINES) {
 
     /** Inserts `n` devices with the given stamps; returns their ids. */
     async function devices(n: number, seenAt: number, validatedAt: number | null, ip: string | null): Promise<string[]> {
-      const ids: string[] = [];
-      const rows = [];
-      for (let i = 0; i < n; i++) {
-        const id = newId("dev");
-        ids.push(id);
-        rows.push({
-          id,
-          license_id: licenseId,
-          binding_kind: "hardware" as const,
-          binding_key: `stamp-${id}`,
-          fingerprint: `stamp-${id}`,
-          hostname: null,
-          os: null,
-          ip_address: ip,
-          is_vm: 0 as const,
-          is_container: 0 as const,
-          container_id: null,
-          cluster_id: null,
-          namespace: null,
-          pod_name: null,
-          status: "active" as const,
-          first_seen_at: seenAt,
-          last_seen_at: seenAt,
-          last_validated_at: validatedAt,
-          metadata: "{}",
-          created_at: seenAt,
-          updated_at: seenAt,
-        });
-      }
+      const rows = Array.from({ length: n }, () => deviceRow(licenseId, seenAt, validatedAt, ip));
       for (let i = 0; i < rows.length; i += 200) await h.lk.store.db.insertInto("devices").values(rows.slice(i, i + 200)).execute();
-      return ids;
+      return rows.map((r) => r.id);
     }
     const read = async (id: string) =>
       h.lk.store.db.selectFrom("devices").select(["last_seen_at", "last_validated_at", "ip_address"]).where("id", "=", id).executeTakeFirstOrThrow();

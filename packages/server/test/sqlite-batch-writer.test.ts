@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import Sqlite from "better-sqlite3";
-import { newId } from "../src/ids.js";
 import { SideEffects } from "../src/jobs/side-effects.js";
 import { openStore } from "../src/store/db.js";
 import { callCountsFor, hourStart } from "../src/store/runtime-call-counts.js";
+import { deviceRow } from "./helpers/device-rows.js";
 import { type Harness, issueLicense, startHarness } from "./helpers/harness.js";
 
 describe("the SQLite batch thread [sqlite]", () => {
@@ -28,34 +28,9 @@ describe("the SQLite batch thread [sqlite]", () => {
   after(async () => h?.close());
 
   async function device(seenAt: number): Promise<string> {
-    const id = newId("dev");
-    await h.lk.store.db
-      .insertInto("devices")
-      .values({
-        id,
-        license_id: licenseId,
-        binding_kind: "hardware",
-        binding_key: `bw-${id}`,
-        fingerprint: `bw-${id}`,
-        hostname: null,
-        os: null,
-        ip_address: "10.0.0.1",
-        is_vm: 0,
-        is_container: 0,
-        container_id: null,
-        cluster_id: null,
-        namespace: null,
-        pod_name: null,
-        status: "active",
-        first_seen_at: seenAt,
-        last_seen_at: seenAt,
-        last_validated_at: null,
-        metadata: "{}",
-        created_at: seenAt,
-        updated_at: seenAt,
-      })
-      .execute();
-    return id;
+    const row = deviceRow(licenseId, seenAt, null, "10.0.0.1");
+    await h.lk.store.db.insertInto("devices").values(row).execute();
+    return row.id;
   }
   const stamps = (id: string) =>
     h.lk.store.db.selectFrom("devices").select(["last_seen_at", "last_validated_at", "ip_address"]).where("id", "=", id).executeTakeFirstOrThrow();

@@ -22,7 +22,7 @@ export class DeferredChildLogger implements FastifyBaseLogger {
   ) {}
 
   /** The child logger, made on first use. */
-  get made(): FastifyBaseLogger {
+  get #made(): FastifyBaseLogger {
     if (this.#child === null) this.#child = this.parent.child(this.bindings, this.options);
     return this.#child;
   }
@@ -32,13 +32,13 @@ export class DeferredChildLogger implements FastifyBaseLogger {
   }
 
   set level(level: string) {
-    this.made.level = level;
+    this.#made.level = level;
   }
 
   #write(level: Level, args: unknown[]): void {
     // A level the parent does not write is not written by its child either (unless its level was changed, which makes it).
     if (this.#child === null && (this.parent as LevelAware).isLevelEnabled?.(level) === false) return;
-    (this.made[level] as LevelMethod)(...args);
+    (this.#made[level] as LevelMethod)(...args);
   }
 
   fatal(...args: unknown[]): void {
@@ -62,7 +62,7 @@ export class DeferredChildLogger implements FastifyBaseLogger {
   silent(): void {}
 
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
-    return this.made.child(bindings, options);
+    return this.#made.child(bindings, options);
   }
 }
 

@@ -54,8 +54,10 @@ export async function openStore(config: DatabaseConfig): Promise<Store> {
     const lockWaitMs = config.lockWaitMs ?? SQLITE_LOCK_WAIT_MS;
     const dialect = new ImmediateSqliteDialect(raw, lockWaitMs);
     const db = new Kysely<Database>({ dialect });
-    const checkpointer = config.file === ":memory:" ? undefined : new WalCheckpointer(raw, config.file);
-    const batchWriter = config.file === ":memory:" ? undefined : new SqliteBatchWriter(config.file, lockWaitMs);
+    // The background threads open the file with connections of their own; an in-memory database has none to share.
+    const onFile = config.file !== ":memory:";
+    const checkpointer = onFile ? new WalCheckpointer(raw, config.file) : undefined;
+    const batchWriter = onFile ? new SqliteBatchWriter(config.file, lockWaitMs) : undefined;
     return {
       db,
       engine: "sqlite",

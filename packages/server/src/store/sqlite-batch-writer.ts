@@ -10,8 +10,7 @@
 // the serving connection's writes wait as they do for another process's (sqlite-driver.ts,
 // `untilUnlocked`). Each chunk is one transaction, as on the event loop: what it reports failed was
 // rolled back whole, and the caller puts it back for the next flush.
-import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
+import { endSqliteThread, type SqliteThread, startSqliteThread } from "./sqlite-thread.js";
 
 /** One statement of a chunk: SQL text with `?` placeholders and its values. */
 export interface BatchStatement {
@@ -30,7 +29,7 @@ interface BatchReport {
  * The thread: its connection (WAL is already set on the file; foreign keys and synchronous as the
  * serving connection's), a bounded cache of prepared statements, and one transaction per message.
  * Messages are handled in the order they were posted, so "stop" comes after every chunk sent before it.
- * Plain CommonJS run with `eval`, like the checkpoint thread (store/wal-checkpointer.ts).
+ * Started by startSqliteThread (store/sqlite-thread.ts), like the checkpoint thread.
  */
 const THREAD_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -73,7 +72,6 @@ parentPort.on("message", (m) => {
   }
 });
 `;
-const SQLITE_MODULE = createRequire(import.meta.url).resolve("better-sqlite3");
 
 interface Waiting {
   resolve: () => void;
@@ -83,8 +81,7 @@ interface Waiting {
 export class SqliteBatchWriter {
   /** Chunks committed and failed by the thread since the process started. */
   readonly stats = { committed: 0, failed: 0 };
-  #worker: Worker | null = null;
-  #exited: Promise<void> = Promise.resolve();
+  #thread: SqliteThread | null = null;
   readonly #waiting = new Map<number, Waiting>();
   #nextId = 1;
 
@@ -95,33 +92,30 @@ export class SqliteBatchWriter {
 
   /** Started and not ended: chunks can be written through the thread. */
   get running(): boolean {
-    return this.#worker !== null;
+    return this.#thread !== null;
   }
 
   start(onError: (err: Error) => void = () => {}): void {
-    if (this.#worker) return;
-    const worker = new Worker(THREAD_SOURCE, {
-      eval: true,
-      workerData: { file: this.file, busyTimeoutMs: this.lockWaitMs, sqlite: SQLITE_MODULE },
-    });
+    if (this.#thread) return;
+    const thread = startSqliteThread(THREAD_SOURCE, { file: this.file, busyTimeoutMs: this.lockWaitMs });
+    const worker = thread.worker;
     worker.on("message", (r: BatchReport) => this.#settle(r));
-    worker.on("error", (err) => onError(err));
-    this.#exited = new Promise((resolve) => worker.once("exit", () => resolve()));
-    void this.#exited.then(() => {
+    worker.on("error", onError);
+    void thread.exited.then(() => {
       // A thread that ended on its own (an error): its unanswered chunks failed, and later flushes
       // write on the event loop again (SideEffects checks `running` per chunk).
-      if (this.#worker === worker) this.#worker = null;
+      if (this.#thread === thread) this.#thread = null;
       this.#failWaiting("the SQLite batch thread ended");
     });
     // Unreferenced while idle, so a process is not kept alive by it; referenced while a chunk is
     // out, so a process that awaits a flush (shutdown) does not exit before the answer.
     worker.unref();
-    this.#worker = worker;
+    this.#thread = thread;
   }
 
   /** Runs `statements` in one transaction on the thread; resolves when it committed, rejects when it did not. */
   write(statements: BatchStatement[]): Promise<void> {
-    const worker = this.#worker;
+    const worker = this.#thread?.worker;
     if (!worker) return Promise.reject(new Error("the SQLite batch thread is not running"));
     const id = this.#nextId++;
     if (this.#waiting.size === 0) worker.ref();
@@ -133,20 +127,17 @@ export class SqliteBatchWriter {
 
   /** Lets the thread finish the chunks already sent, then closes its connection and ends it. */
   async stop(): Promise<void> {
-    const worker = this.#worker;
-    if (!worker) return;
-    this.#worker = null;
-    worker.postMessage("stop");
-    const timeout = setTimeout(() => void worker.terminate(), 5000);
-    await this.#exited;
-    clearTimeout(timeout);
+    const thread = this.#thread;
+    if (!thread) return;
+    this.#thread = null;
+    await endSqliteThread(thread, 5000);
   }
 
   #settle(r: BatchReport): void {
     const w = this.#waiting.get(r.id);
     if (!w) return;
     this.#waiting.delete(r.id);
-    if (this.#waiting.size === 0) this.#worker?.unref();
+    if (this.#waiting.size === 0) this.#thread?.worker.unref();
     if (r.ok) {
       this.stats.committed += 1;
       w.resolve();

@@ -6,9 +6,8 @@
 // connection checkpoints every LICENSEKIT_SQLITE_CHECKPOINT_MS instead, on the other core, and the
 // serving connection's own automatic checkpoint only steps in if the WAL grows past
 // FALLBACK_AUTOCHECKPOINT_PAGES (the thread has died or cannot keep up).
-import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
 import type BetterSqlite3 from "better-sqlite3";
+import { endSqliteThread, type SqliteThread, startSqliteThread } from "./sqlite-thread.js";
 
 /** The serving connection's own automatic checkpoint while the thread runs: 10,000 pages (~40 MB). */
 export const FALLBACK_AUTOCHECKPOINT_PAGES = 10_000;
@@ -31,8 +30,7 @@ interface CheckpointReport {
  * The thread: its own connection to the file, a PASSIVE checkpoint every intervalMs (PASSIVE never
  * waits for readers or writers and never calls the busy handler, so it cannot hold up the serving
  * connection), each result posted back; "stop" closes the connection and lets the thread end.
- * Plain CommonJS run with `eval` (one file whether this module runs compiled or under tsx), given
- * better-sqlite3's resolved path so it does not depend on the working directory.
+ * Started by startSqliteThread (store/sqlite-thread.ts).
  */
 const THREAD_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -54,7 +52,6 @@ parentPort.on("message", (m) => {
   parentPort.close();
 });
 `;
-const SQLITE_MODULE = createRequire(import.meta.url).resolve("better-sqlite3");
 
 export interface CheckpointStats {
   /** Checkpoint attempts: all of them, those that found another connection checkpointing (busy), and failures. */
@@ -69,8 +66,7 @@ export interface CheckpointStats {
 
 export class WalCheckpointer {
   readonly stats: CheckpointStats = { runs: 0, busy: 0, failures: 0, lastLog: 0, lastCheckpointed: 0, lastError: null };
-  #worker: Worker | null = null;
-  #exited: Promise<void> = Promise.resolve();
+  #thread: SqliteThread | null = null;
 
   constructor(
     private readonly raw: BetterSqlite3.Database,
@@ -78,12 +74,13 @@ export class WalCheckpointer {
   ) {}
 
   get running(): boolean {
-    return this.#worker !== null;
+    return this.#thread !== null;
   }
 
   start(intervalMs: number, onError: (err: Error) => void = () => {}): void {
-    if (this.#worker) return;
-    const worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { file: this.file, intervalMs, sqlite: SQLITE_MODULE } });
+    if (this.#thread) return;
+    const thread = startSqliteThread(THREAD_SOURCE, { file: this.file, intervalMs });
+    const worker = thread.worker;
     worker.on("message", (r: CheckpointReport) => {
       this.stats.runs += 1;
       if (!r.ok) {
@@ -100,31 +97,27 @@ export class WalCheckpointer {
       this.stats.lastError = err.message;
       onError(err);
     });
-    this.#exited = new Promise((resolve) => worker.once("exit", () => resolve()));
-    void this.#exited.then(() => {
+    void thread.exited.then(() => {
       // A thread that ended on its own (an error) leaves the serving connection checkpointing as before.
-      if (this.#worker === worker) this.#stopped();
+      if (this.#thread === thread) this.#stopped();
     });
     // After the listeners (a 'message' listener refs the thread): a serving process that exits
     // without closing its store is not held up by this thread.
     worker.unref();
-    this.#worker = worker;
+    this.#thread = thread;
     this.raw.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
   }
 
   /** Ends the thread (its connection closed) and gives checkpoints back to the serving connection. */
   async stop(): Promise<void> {
-    const worker = this.#worker;
-    if (!worker) return;
+    const thread = this.#thread;
+    if (!thread) return;
     this.#stopped();
-    worker.postMessage("stop");
-    const timeout = setTimeout(() => void worker.terminate(), 2000);
-    await this.#exited;
-    clearTimeout(timeout);
+    await endSqliteThread(thread, 2000);
   }
 
   #stopped(): void {
-    this.#worker = null;
+    this.#thread = null;
     if (this.raw.open) this.raw.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT_PAGES}`);
   }
 }
